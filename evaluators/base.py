@@ -110,7 +110,8 @@ class Evaluator(ABC):
         return {}
 
     def update_state(self, state: dict[str, Any], clip_id: str, output: ClipOutput) -> None:
-        """Fold one clip's output into ``state`` in place."""
+        """Fold one clip's output into ``state`` in place (no-op without corpus metrics)."""
+        return None
 
     def merge_states(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         """Combine two states (from disjoint clip sets) exactly."""

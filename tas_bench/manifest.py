@@ -39,7 +39,7 @@ from typing import Any
 
 from tas_bench.errors import TasBenchError
 from tas_bench.fileio import safe_join, sha256_bytes, sha256_file
-from tas_bench.geometry import DISTANCE_MAX, DISTANCE_MIN, direction_words
+from tas_bench.geometry import direction_words
 
 MANIFEST_NAME = "manifest.jsonl"
 DATASET_INFO_NAME = "dataset.json"
