@@ -1,0 +1,57 @@
+# tas-bench: `make demo` runs the whole pipeline on the built-in demo data; `make test` runs the
+# test suite. Both install what they need (Debian packages as root, a venv with pinned torch).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Sound sources and the KEMAR HRTF the simulator uses (see README "Data sources").
+APT_RUNTIME := libmysofa1 sound-theme-freedesktop sonic-pi-samples pocketsphinx-testdata espeak-ng
+# The leaderboard page is tested in a real headless browser.
+APT_TEST := chromium chromium-driver
+DEMO_OUT ?= runs/demo
+
+.PHONY: install install-test demo test lint bench clean
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "need root to install:" $$missing; exit 1; fi; \
+	  $$SUDO apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: the CPU build on local disk (any other resolution pulls CUDA)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+	$(call apt_install,$(APT_RUNTIME))
+
+install-test: install
+	$(call apt_install,$(APT_TEST))
+
+demo: install
+	$(BIN)/tas-bench reproduce --preset demo --out $(DEMO_OUT)
+
+test: install-test
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_score.py
+	$(BIN)/python benchmarks/bench_generate.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info
