@@ -244,7 +244,7 @@ class _Scorer:
             for start in range(0, len(inputs), max(1, ev.batch_size)):
                 chunk = inputs[start:start + ev.batch_size]
                 outs = ev.process_batch(chunk)
-                for inp, out, i in zip(chunk, outs, where[start:start + ev.batch_size]):
+                for out, i in zip(outs, where[start:start + ev.batch_size]):
                     self.cache.put(keys[(ev.name, i)], out)
                     result[ev.name][i] = out
         if self.out_embed is not None:
