@@ -315,17 +315,21 @@ def _reading_problems(fields: dict[str, str], prompt_type: str,
     problems: list[str] = []
     facts = prompt_facts(prompt_type, sources)
     if prompt_type in ("A", "B"):
-        for i, f in enumerate(facts["sources"]):
-            if _norm_label(fields[f"s{i}"]) != _norm_label(f["label"]):
-                problems.append(f"source {i}: prompt names {fields[f's{i}']!r}, "
-                                f"expected {f['label']!r}")
+        # each slot of the text is matched to the source carrying its label (order-free)
+        by_label = {_norm_label(f["label"]): f for f in facts["sources"]}
+        named = [_norm_label(fields[f"s{i}"]) for i in range(len(facts["sources"]))]
+        if sorted(named) != sorted(by_label):
+            return [f"prompt names {', '.join(repr(fields[f's{i}']) for i in range(len(named)))}"
+                    f"; expected {', '.join(repr(f['label']) for f in facts['sources'])}"]
+        for i, label in enumerate(named):
+            f = by_label[label]
             words = [w.strip().lower() for w in fields[f"dir{i}"].split(",")]
             if words != f["direction"]:
-                problems.append(f"source {i} ({f['label']}): prompt says {', '.join(words)}, "
+                problems.append(f"{f['label']}: prompt says {', '.join(words)}, "
                                 f"geometry says {', '.join(f['direction'])}")
             said = _parse_m(fields[f"d{i}"])
             if not math.isclose(said, f["distance"]):
-                problems.append(f"source {i} ({f['label']}): prompt says {said:g}m, "
+                problems.append(f"{f['label']}: prompt says {said:g}m, "
                                 f"geometry says {f['distance']:g}m")
         return problems
     if prompt_type == "C":
