@@ -162,8 +162,13 @@ def _tail(room: Room, hrtf: Hrtf) -> np.ndarray:
     noise = rng.standard_normal((2, n))
     nfft = 1 << (n + hrtf.taps).bit_length()
     spec = np.fft.rfft(noise, nfft, axis=-1)
-    # diffuse-field magnitude per ear: rms over directions of |H(f)|
-    hmag = np.sqrt(np.mean(np.abs(np.fft.rfft(hrtf.hrir, nfft, axis=-1)) ** 2, axis=0))
+    # diffuse-field magnitude per ear: rms over directions of |H(f)|, computed on a short
+    # grid and interpolated onto the noise's frequency grid
+    nh = 1 << max(hrtf.taps - 1, 1).bit_length()
+    hmag_short = np.sqrt(np.mean(np.abs(np.fft.rfft(hrtf.hrir, nh, axis=-1)) ** 2, axis=0))
+    f_short = np.linspace(0.0, 0.5, hmag_short.shape[-1])
+    f_long = np.linspace(0.0, 0.5, nfft // 2 + 1)
+    hmag = np.stack([np.interp(f_long, f_short, hmag_short[ear]) for ear in range(2)])
     shaped = np.fft.irfft(spec * hmag, nfft, axis=-1)[:, :n]
     t = np.arange(n) / sr
     env = np.exp(-math.log(1000.0) * t / room.rt60)
@@ -189,6 +194,12 @@ def check_geometry(azimuth: float, elevation: float, distance: float) -> None:
     if not (math.isfinite(distance) and DISTANCE_MIN <= distance <= DISTANCE_MAX):
         raise TasBenchError(f"{distance} out of range [{DISTANCE_MIN}, {DISTANCE_MAX}] metres",
                             field="distance")
+
+
+def warm_up(hrtf: Hrtf, rooms: tuple[Room, ...] | None = None) -> None:
+    """Precompute the late tails of ``rooms`` (default: the bank) for ``hrtf``."""
+    for room in rooms or ROOMS:
+        _tail(room, hrtf)
 
 
 def brir(room: Room, hrtf: Hrtf, azimuth: float, elevation: float, distance: float, *,

@@ -73,7 +73,7 @@ from tas_bench.manifest import (
     dataset_fingerprint,
     write_manifest,
 )
-from tas_bench.room import ROOMS, Room, brir
+from tas_bench.room import ROOMS, Room, brir, warm_up
 from tas_bench.source_corpus import SourceCorpus, SourceItem, build_corpus, fit_to_length
 
 SIM_CATEGORIES = ("single_doa_de", "double_doa_de", "relative_direction", "relative_distance")
@@ -234,7 +234,8 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
     for item, (az, el, r) in zip(items, geo):
         dry = fit_to_length(item.audio, n, rng, sample_rate=ctx.sample_rate)
         h = brir(room, hrtf, az, el, r)
-        mix += oaconvolve(dry[None, :], h, axes=-1)[:, :n]
+        # float32 FFT convolution: twice as fast, far below the 16-bit output resolution
+        mix += oaconvolve(dry[None, :].astype(np.float32), h.astype(np.float32), axes=-1)[:, :n]
         sources.append(Source(
             label=item.spec.label, azimuth=az, elevation=el, distance=r,
             direction=list(direction_words(az, el)), provenance=item.provenance(),
@@ -348,6 +349,7 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
     _prepare_out(out, force)
     jobs = [(split, i, cat) for split in ("train", "val", "test")
             for i, cat in enumerate(category_plan(split, counts[split], seed))]
+    warm_up(hr)  # late tails computed once, before worker processes fork
     _CTX = _Context(out=out, hrtf=hr, pools=pools, candidates=cands, duration=float(duration),
                     sample_rate=sample_rate, seed=seed)
     records: list[dict[str, Any]] = []
