@@ -1,0 +1,94 @@
+"""Training and validation windows from a tas-bench dataset.
+
+Each clip's binaural wav is read once at the model's rate; ``m = L + R`` and ``d = L - R``. A
+training batch is a set of random 0.63 s windows whose choice depends only on (seed, step,
+process index), so a resumed run sees exactly the batches an uninterrupted run would. Each
+window's mix is RMS-normalised to ``target_rms`` (Mono2Binaural) and the same gain is applied
+to ``d``; all-silent windows keep gain 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tas_bench.audio_io import read_audio
+from tas_bench.errors import TasBenchError
+from tas_bench.manifest import Dataset, load_dataset
+
+
+@dataclass
+class ClipArrays:
+    """One clip at the model rate: mix ``m``, difference ``d`` (float32, (T,)) and its prompt."""
+
+    id: str
+    mix: np.ndarray
+    diff: np.ndarray
+    prompt: str
+
+
+def load_split(data: Dataset | str | Path, split: str, sample_rate: int) -> list[ClipArrays]:
+    """Read every clip of ``split`` as (m, d, prompt) at ``sample_rate`` Hz."""
+    ds = data if isinstance(data, Dataset) else load_dataset(data)
+    out = []
+    for clip in ds.split(split):
+        a = read_audio(ds.audio_path(clip), channels=2, sample_rate=sample_rate).samples
+        out.append(ClipArrays(clip.id, (a[0] + a[1]).astype(np.float32),
+                              (a[0] - a[1]).astype(np.float32), clip.prompt))
+    return out
+
+
+def normalise(mix: np.ndarray, diff: np.ndarray, target_rms: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Scale a window so that rms(mix) = ``target_rms``; returns (mix, diff, gain)."""
+    rms = float(np.sqrt(np.mean(np.square(mix, dtype=np.float64))))
+    gain = target_rms / rms if rms > 1e-8 else 1.0
+    return (mix * gain).astype(np.float32), (diff * gain).astype(np.float32), gain
+
+
+def _window(c: ClipArrays, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    m, d = c.mix[start: start + width], c.diff[start: start + width]
+    if m.shape[0] < width:  # clips shorter than a window are zero-padded
+        m = np.pad(m, (0, width - m.shape[0]))
+        d = np.pad(d, (0, width - d.shape[0]))
+    return m, d
+
+
+class WindowSampler:
+    """Deterministic random windows: ``batch(step)`` -> (mix (B,W), diff (B,W), prompts)."""
+
+    def __init__(self, clips: list[ClipArrays], width: int, batch_size: int, seed: int,
+                 target_rms: float, rank: int = 0) -> None:
+        if not clips:
+            raise TasBenchError("no training clips (the dataset has no 'train' split)", field="split")
+        self.clips, self.width, self.batch_size = clips, width, batch_size
+        self.seed, self.target_rms, self.rank = seed, target_rms, rank
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        rng = np.random.default_rng([self.seed, step, self.rank])
+        mixes, diffs, prompts = [], [], []
+        for _ in range(self.batch_size):
+            c = self.clips[int(rng.integers(len(self.clips)))]
+            start = int(rng.integers(max(1, c.mix.shape[0] - self.width + 1)))
+            m, d = _window(c, start, self.width)
+            m, d, _ = normalise(m, d, self.target_rms)
+            mixes.append(m)
+            diffs.append(d)
+            prompts.append(c.prompt)
+        return np.stack(mixes), np.stack(diffs), prompts
+
+
+def fixed_windows(clips: list[ClipArrays], width: int, n: int, target_rms: float
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Up to ``n`` validation windows: the centre window of each clip, cycling through clips."""
+    mixes, diffs, prompts = [], [], []
+    for i in range(min(n, len(clips))):
+        c = clips[i]
+        start = max(0, (c.mix.shape[0] - width) // 2)
+        m, d = _window(c, start, width)
+        m, d, _ = normalise(m, d, target_rms)
+        mixes.append(m)
+        diffs.append(d)
+        prompts.append(c.prompt)
+    return np.stack(mixes), np.stack(diffs), prompts
