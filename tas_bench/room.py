@@ -207,11 +207,12 @@ def brir(room: Room, hrtf: Hrtf, azimuth: float, elevation: float, distance: flo
     """Binaural room impulse response (2, L) at ``hrtf.sample_rate`` for one source.
 
     Angles in degrees (SOFA), distance in metres. With ``reverb=False`` only the direct path
-    (HRIR, 1/r gain, propagation delay) is returned. Raises :class:`TasBenchError` for
+    (HRIR, 1/r gain, propagation delay) is returned (anechoic: the room's walls do not
+    matter). Raises :class:`TasBenchError` for
     out-of-range geometry or a source outside the room.
     """
     check_geometry(azimuth, elevation, distance)
-    if not room.contains(azimuth, elevation, distance):
+    if reverb and not room.contains(azimuth, elevation, distance):
         raise TasBenchError(f"source at azimuth {azimuth}, elevation {elevation}, distance "
                             f"{distance} m lies outside room {room.name!r}", field="room")
     sr = hrtf.sample_rate

@@ -1,0 +1,137 @@
+"""Physics of the simulator, measured on rendered audio (not on metadata).
+
+Interaural cues: ILD = 10 log10(sum L^2 / sum R^2) and GCC-PHAT ITD (|tau| <= 1 ms), the
+definitions of REFERENCE.md section 6. Distance cues: level, direct-to-reverberant ratio and
+onset time measured on the signal; the tail's decay time by Schroeder backward integration.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.signal import oaconvolve
+
+from tas_bench.hrtf import load_hrtf
+from tas_bench.room import ROOMS, SPEED_OF_SOUND, brir, room_by_name
+
+SR = 16000
+
+
+def ild_db(x: np.ndarray) -> float:
+    """Interaural level difference in dB, positive = left louder."""
+    return 10.0 * math.log10(float(np.sum(x[0] ** 2)) / float(np.sum(x[1] ** 2)))
+
+
+def gcc_phat_left_lead(x: np.ndarray, sr: int = SR, max_tau: float = 1e-3) -> float:
+    """Seconds by which the left ear leads the right (GCC-PHAT peak within +-max_tau)."""
+    n = 2 * x.shape[1]
+    cross = np.fft.rfft(x[0], n) * np.conj(np.fft.rfft(x[1], n))
+    cc = np.fft.irfft(cross / (np.abs(cross) + 1e-12), n)
+    m = int(max_tau * sr)
+    window = np.concatenate([cc[-m:], cc[: m + 1]])  # lags -m..m; lag k > 0: left lags right
+    lag = int(np.argmax(window)) - m
+    return -lag / sr
+
+
+def render(signal: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return oaconvolve(signal[None, :], h, axes=-1)
+
+
+@pytest.fixture(scope="module")
+def kemar():
+    return load_hrtf("kemar", SR)
+
+
+@pytest.fixture(scope="module")
+def noise():
+    return np.random.default_rng(7).standard_normal(SR)
+
+
+@pytest.mark.parametrize("room_name", [None, "small_room", "hall"])
+def test_lateral_sources_louder_and_earlier_on_their_side(kemar, noise, room_name):
+    room = ROOMS[0] if room_name is None else room_by_name(room_name)
+    reverb = room_name is not None
+    left = render(noise, brir(room, kemar, 90.0, 0.0, 1.5, reverb=reverb))
+    right = render(noise, brir(room, kemar, -90.0, 0.0, 1.5, reverb=reverb))
+    assert ild_db(left) > 3.0
+    assert ild_db(right) < -3.0
+    # KEMAR's head: about 0.6-0.8 ms between the ears at +-90 degrees
+    assert 3e-4 < gcc_phat_left_lead(left) <= 1e-3
+    assert -1e-3 <= gcc_phat_left_lead(right) < -3e-4
+
+
+@pytest.mark.parametrize("az", [30.0, 60.0, 120.0, 150.0])
+def test_ild_and_itd_signs_follow_the_side(kemar, noise, az):
+    room = room_by_name("living_room")
+    for sign in (1.0, -1.0):
+        y = render(noise, brir(room, kemar, sign * az, 20.0, 1.5))
+        assert math.copysign(1.0, ild_db(y)) == sign
+        assert math.copysign(1.0, gcc_phat_left_lead(y)) == sign
+
+
+def test_median_plane_has_no_lateral_cue(kemar, noise):
+    y = render(noise, brir(ROOMS[0], kemar, 0.0, 0.0, 1.0, reverb=False))
+    assert abs(ild_db(y)) < 1.5
+    assert abs(gcc_phat_left_lead(y)) <= 1.0 / SR
+
+
+def _direct_and_reverb(y: np.ndarray, sr: int = SR) -> tuple[float, float, int]:
+    """Energy in the 2.5 ms after the onset found on the audio, energy after it, onset."""
+    env = np.sum(y**2, axis=0)
+    onset = int(np.argmax(env >= 0.05 * env.max()))
+    cut = onset + int(0.0025 * sr)
+    return float(env[:cut].sum()), float(env[cut:].sum()), onset
+
+
+@pytest.mark.parametrize("room_name", ["small_room", "classroom", "hall"])
+def test_farther_sources_are_quieter_later_and_more_reverberant(kemar, noise, room_name):
+    room = room_by_name(room_name)
+    click = np.zeros(64)
+    click[0] = 1.0
+    dists = [d for d in (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0) if room.contains(45.0, 10.0, d)]
+    assert len(dists) >= 3
+    levels, drrs, onsets = [], [], []
+    for d in dists:
+        h = brir(room, kemar, 45.0, 10.0, d)
+        levels.append(float(np.sum(render(noise, h) ** 2)))
+        direct, rev, onset = _direct_and_reverb(render(click, h))
+        drrs.append(10.0 * math.log10(direct / rev))
+        onsets.append(onset)
+    assert all(a > b for a, b in zip(levels, levels[1:])), levels
+    assert all(a > b for a, b in zip(drrs, drrs[1:])), drrs
+    assert all(a < b for a, b in zip(onsets, onsets[1:])), onsets
+    # the direct sound arrives after r / c (to within the HRIR's own onset, < 2 ms)
+    for d, on in zip(dists, onsets):
+        assert 0 <= on - d / SPEED_OF_SOUND * SR < 0.002 * SR
+
+
+def test_direct_level_follows_inverse_distance(kemar, noise):
+    room = ROOMS[0]
+    e1 = float(np.sum(render(noise, brir(room, kemar, 30.0, 10.0, 1.0, reverb=False)) ** 2))
+    e2 = float(np.sum(render(noise, brir(room, kemar, 30.0, 10.0, 2.0, reverb=False)) ** 2))
+    assert 10.0 * math.log10(e1 / e2) == pytest.approx(20.0 * math.log10(2.0), abs=0.05)
+
+
+@pytest.mark.parametrize("room", ROOMS, ids=lambda r: r.name)
+def test_reverb_decay_matches_room_rt60(kemar, room):
+    h = brir(room, kemar, 60.0, 10.0, 2.0)
+    edc = np.cumsum(np.sum(h**2, axis=0)[::-1])[::-1]
+    edc_db = 10.0 * np.log10(edc / edc[0])
+    # T30 from the -5..-35 dB part of the Schroeder curve, extrapolated to 60 dB
+    i5, i35 = int(np.argmax(edc_db <= -5.0)), int(np.argmax(edc_db <= -35.0))
+    t30 = 2.0 * (i35 - i5) / SR
+    assert t30 == pytest.approx(room.rt60, rel=0.25)
+
+
+def test_larger_room_has_more_reverberation_at_same_distance(kemar, noise):
+    click = np.zeros(64)
+    click[0] = 1.0
+    drr = []
+    for name in ("small_room", "living_room", "classroom"):
+        d, r, _ = _direct_and_reverb(render(click, brir(room_by_name(name), kemar, 30.0, 10.0, 1.0)))
+        drr.append(d / r)
+    # bigger absorption area (larger room) -> larger critical distance -> higher DRR at 1 m
+    crit = [room_by_name(n).critical_distance for n in ("small_room", "living_room", "classroom")]
+    assert np.argsort(drr).tolist() == np.argsort(crit).tolist()
