@@ -185,6 +185,7 @@ def read_per_clip(path: Path) -> tuple[dict[str, dict[str, float]], dict[str, st
         metric_cols = [c for c in header[1:] if c != "category"]
         values: dict[str, dict[str, float]] = {c: {} for c in metric_cols}
         cats: dict[str, str] = {}
+        seen: set[str] = set()
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
@@ -192,8 +193,9 @@ def read_per_clip(path: Path) -> tuple[dict[str, dict[str, float]], dict[str, st
                 raise ValueError(f"line {line_no}: {len(row)} fields, header has {len(header)}")
             rec = dict(zip(header, row))
             cid = rec["id"]
-            if cid in cats or any(cid in v for v in values.values()):
+            if cid in seen:
                 raise ValueError(f"line {line_no}: duplicate clip id {cid!r}")
+            seen.add(cid)
             if "category" in rec:
                 cats[cid] = rec["category"]
             for c in metric_cols:
