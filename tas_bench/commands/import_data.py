@@ -17,11 +17,21 @@ from typing import Any
 
 from tas_bench.errors import TasBenchError
 
+_DESCRIPTION = """Build a tas-bench dataset folder (manifest.jsonl + wavs) from external data.
+
+  spatialsoundqa   render SpatialSoundQA (BAT) QA records: mono sources convolved with the
+                   binaural RIRs the records name (fixed pairing), QA items kept
+  binaural-folder  real binaural recordings (FAIR-Play binaural_audios/*.wav or *.wav) with
+                   optional split lists (.txt or FAIR-Play .h5) and captions (CSV/JSONL)
+
+Every problem found (file and reason) is reported at once; nothing is written until the input
+is valid. Prints the dataset summary as JSON."""
+
 
 def register(subparsers: Any) -> None:
     """Add the ``import`` command and its two importers."""
     p = subparsers.add_parser("import", help="import external data into a dataset folder",
-                              description=__doc__,
+                              description=_DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="importer", metavar="IMPORTER")
 
