@@ -378,7 +378,8 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
     for rec in records:
         by_cat[rec["split"]][rec["category"]] = by_cat[rec["split"]].get(rec["category"], 0) + 1
     info = {
-        "name": out.name or "dataset", "generator": GENERATOR, "preset": preset, "seed": seed,
+        "name": f"tas-bench-{preset}-seed{seed}", "generator": GENERATOR, "preset": preset,
+        "seed": seed,
         "tas_bench_version": __version__, "counts": by_cat,
         "hrtf": {"name": hr.name, "sha256": hr.sha256, "sample_rate": hr.sample_rate,
                  "directions": int(len(hr.azimuth))},
