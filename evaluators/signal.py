@@ -189,8 +189,8 @@ class SignalEvaluator(Evaluator):
     )
 
     def __init__(self, *, normalize: bool = True, pad_mode: str = "reflect", n_fft: int = 512,
-                 hop_length: int = 160, win_length: int = 400) -> None:
-        super().__init__()
+                 hop_length: int = 160, win_length: int = 400, **unknown: Any) -> None:
+        super().__init__(**unknown)
         if not isinstance(normalize, bool):
             raise TasBenchError(f"expected true or false, got {normalize!r}", field="signal.normalize")
         if pad_mode not in PAD_MODES:
