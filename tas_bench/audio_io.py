@@ -6,7 +6,9 @@ Binaural arrays are ``(2, T)`` with channel 0 = left ear, channel 1 = right ear.
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +18,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from tas_bench.errors import AudioError
-from tas_bench.fileio import atomic_path
+from tas_bench.fileio import write_bytes_atomic
 
 #: How resampling is done; recorded in results files so a change is visible.
 RESAMPLER = "scipy.signal.resample_poly(window=('kaiser', 5.0))"
@@ -108,8 +110,23 @@ def write_wav(
         raise AudioError("refusing to write NaN/Inf samples", path=path)
     if subtype.startswith("PCM") and np.abs(x).max(initial=0.0) > 1.0:
         raise AudioError("samples exceed [-1, 1]; scale them or write FLOAT", path=path)
-    with atomic_path(path, suffix=".wav") as tmp:
-        sf.write(str(tmp), x.T, int(sample_rate), subtype=subtype, format="WAV")
+    buf = io.BytesIO()
+    sf.write(buf, x.T, int(sample_rate), subtype=subtype, format="WAV")
+    write_bytes_atomic(path, _zero_peak_timestamp(bytearray(buf.getvalue())))
+
+
+def _zero_peak_timestamp(data: bytearray) -> bytes:
+    """libsndfile writes the wall-clock time into the PEAK chunk of float WAVs; zero it so equal
+    samples always give equal bytes (dataset and prediction fingerprints must be stable)."""
+    pos = 12  # after "RIFF", size, "WAVE"
+    while pos + 8 <= len(data):
+        cid = bytes(data[pos:pos + 4])
+        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
+        if cid == b"PEAK" and size >= 8:
+            data[pos + 12:pos + 16] = b"\0\0\0\0"  # after the 4-byte version: the timestamp
+            break
+        pos += 8 + size + (size & 1)
+    return bytes(data)
 
 
 def peak_normalize(x: np.ndarray, eps: float = 1e-20) -> np.ndarray:

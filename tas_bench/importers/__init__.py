@@ -12,19 +12,17 @@ and ``manifest.jsonl`` is written last, so an interrupted import never looks com
 
 from __future__ import annotations
 
-import io
 import shutil
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from tas_bench import __version__
-from tas_bench.errors import AudioError, TasBenchError
-from tas_bench.fileio import write_bytes_atomic, write_json_atomic
+from tas_bench.audio_io import write_wav
+from tas_bench.errors import TasBenchError
+from tas_bench.fileio import write_json_atomic
 from tas_bench.manifest import (
     DATASET_INFO_NAME,
     MANIFEST_NAME,
@@ -50,28 +48,9 @@ def raise_problems(problems: list[str], what: str, path: str | Path) -> None:
 
 
 def write_float_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write ``samples`` (channels, T) as a 32-bit float WAV atomically, byte-reproducibly.
-
-    libsndfile adds a PEAK chunk holding the wall-clock time to float WAVs, so two writes of
-    the same samples differ; the timestamp is set to 0 to keep dataset fingerprints stable.
-    """
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    if not np.isfinite(x).all():
-        raise AudioError("refusing to write NaN/Inf samples", path=path)
-    buf = io.BytesIO()
-    sf.write(buf, x.T, int(sample_rate), subtype="FLOAT", format="WAV")
-    data = bytearray(buf.getvalue())
-    pos = 12  # after "RIFF", size, "WAVE"
-    while pos + 8 <= len(data):
-        cid = bytes(data[pos:pos + 4])
-        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
-        if cid == b"PEAK" and size >= 8:
-            data[pos + 12:pos + 16] = b"\0\0\0\0"  # version (4 bytes), then timestamp
-            break
-        pos += 8 + size + (size & 1)
-    write_bytes_atomic(path, bytes(data))
+    """Write ``samples`` (channels, T) as a 32-bit float WAV, atomically and byte-reproducibly
+    (see :func:`tas_bench.audio_io.write_wav`)."""
+    write_wav(path, np.asarray(samples, dtype=np.float32), sample_rate, subtype="FLOAT")
 
 
 def check_out(out: Path, overwrite: bool) -> None:
