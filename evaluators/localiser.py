@@ -9,7 +9,7 @@ Cue definitions, for a binaural signal ``x`` (2, T) at ``fs`` Hz, channel 0 = le
   ``>= T + max lag`` (linear, not circular, correlation), PHAT weighting ``G / |G|``.
 * **ILD** (dB): ``10 log10((sum L^2 + eps) / (sum R^2 + eps))``, ``eps = T * 1e-12`` (a power
   floor of -120 dBFS per sample). Positive = left louder.
-* **Band ILD** (dB): the same ratio of the energies of the clip's spectrum in
+* **Band ILD** (dB): the same ratio of the energies of the clip's spectrum (a T-point FFT) in
   :data:`N_BANDS` = 19 bands with geometrically spaced edges from 100 Hz to 8 kHz (ratio
   80^(1/19), about a third of an octave), ``eps_b = 1e-10 x`` the clip's total in-range energy.
   A band is undefined (NaN) when it holds less than 1e-6 (-60 dB) of the in-range energy of
@@ -141,8 +141,8 @@ def interaural_cues(x: np.ndarray, sample_rate: int) -> Cues:
 
     eps = t * ILD_EPS_PER_SAMPLE
     ild = math.nan if silent.all() else 10.0 * math.log10((energy[0] + eps) / (energy[1] + eps))
-    band = (np.full(N_BANDS, np.nan) if silent.all()
-            else band_ild_from_energies(_band_energies(spec, n_fft, sample_rate)))
+    band = (np.full(N_BANDS, np.nan) if silent.all()  # spectrum of the clip itself, unpadded
+            else band_ild_from_energies(_band_energies(sfft.rfft(x, axis=-1), t, sample_rate)))
     if silent.any():
         return Cues(math.nan, ild, band, math.nan)
 
