@@ -60,6 +60,7 @@ class MetricValue:
     per_clip: bool
     evaluator: str
     problem: str | None = None
+    description: str = ""
 
 
 @dataclass
@@ -122,6 +123,8 @@ class MeasuredResult:
             return str(self.skipped[ev])
         if ev and ev not in self.evaluators:
             return f"evaluator {ev!r} was not run"
+        if ev:
+            return f"not reported by the {ev!r} evaluator in results.json"
         return "not in results.json"
 
 
@@ -146,7 +149,8 @@ def _parse_metric(name: str, m: Any, where: str, problems: list[BoardProblem]) -
     mean = _num(m.get("mean"))
     problem = None
     if mean is None or not math.isfinite(mean):
-        problem = f"{name}: mean is {'NaN' if mean is not None or 'mean' in m else 'missing'} in results.json"
+        problem = ("mean is NaN/null in results.json" if "mean" in m
+                   else "mean missing from results.json")
         problems.append(BoardProblem(where, f"metrics.{name}.mean is not a finite number "
                                      f"({m.get('mean')!r}); shown as —", "warning"))
         mean = None
@@ -167,6 +171,7 @@ def _parse_metric(name: str, m: Any, where: str, problems: list[BoardProblem]) -
         higher_is_better=hib, unit=str(m.get("unit") or ""),
         per_clip=bool(m.get("per_clip", True)),
         evaluator=str(m.get("evaluator") or KNOWN_EVALUATOR.get(name, "?")), problem=problem,
+        description=str(m.get("description") or ""),
     )
 
 
@@ -324,7 +329,7 @@ def collect(root: Path) -> Collection:
     problems: list[BoardProblem] = []
     folders, empty = find_result_folders(root)
     for d in empty:
-        problems.append(BoardProblem(_rel(d, root), "missing results.json (no results found in this folder); left out"))
+        problems.append(BoardProblem(_rel(d, root), "missing results.json (none in this folder or below); left out"))
     read: list[MeasuredResult] = []
     for folder in folders:
         r = read_result_folder(folder, root, problems)

@@ -22,8 +22,9 @@ h1{font-size:1.6em}h2{margin-top:2em;border-bottom:2px solid #ddd}h3{font-size:1
 table.board{border-collapse:collapse;font-size:.9em;margin:.4em 0}
 table.board th,table.board td{padding:.25em .6em;border-bottom:1px solid #e3e3e3;text-align:right;
  white-space:nowrap}
-table.board td.method,table.board th.method,table.board td.src,table.board td.prov{text-align:left}
-table.board td.prov{white-space:normal;font-size:.8em;color:#555;max-width:30em}
+table.board td.method,table.board th.method,table.board td.src,table.board th.src,
+ table.board td.prov,table.board th.prov{text-align:left}
+table.board td.prov{white-space:normal;font-size:.8em;color:#555;min-width:22em;max-width:30em}
 table.board th{cursor:pointer;user-select:none;background:#f4f4f4;border-bottom:2px solid #bbb}
 table.board th[aria-sort=ascending]::after{content:" \\25B2"}
 table.board th[aria-sort=descending]::after{content:" \\25BC"}
@@ -33,7 +34,7 @@ tr.published td{background:#fbf8ec}span.badge{font-size:.75em;padding:.1em .4em;
 p.remark,ol.notes{font-size:.85em;color:#444;max-width:70em}ul.problems li{color:#8a1f11}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}figcaption{font-size:.8em;
  color:#555;max-width:500px}dl.prov{font-size:.85em}dl.prov dt{font-weight:bold;float:left;
- clear:left;width:9em}dl.prov dd{margin-left:9.5em}
+ clear:left;width:13em}dl.prov dd{margin-left:13.5em}
 """
 
 _JS = """
@@ -93,8 +94,9 @@ def render_block(b: Block) -> str:
            '<th class="src" data-type="text" tabindex="0">Source</th>']
     for c in b.columns:
         hint = {True: "higher is better", False: "lower is better", None: "not ranked"}[c.higher_is_better]
+        about = f"{c.key}: {hint}" + (f". {c.description}" if c.description else "")
         out.append(f'<th data-type="num" data-key="{escape(c.key)}" tabindex="0" '
-                   f'title="{escape(c.key)}: {hint}">{escape(c.label)}</th>')
+                   f'title="{escape(about)}">{escape(c.label)}</th>')
     out.append('<th class="prov" data-type="text" tabindex="0">Provenance</th></tr></thead><tbody>')
     for r in b.rows:
         badge = ('<span class="badge">published</span>' if r.source == "published"

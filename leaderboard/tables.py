@@ -42,6 +42,7 @@ class Column:
     label: str
     higher_is_better: bool | None
     decimals: int = 3
+    description: str = ""
 
 
 @dataclass
@@ -255,7 +256,7 @@ def measured_blocks(table: str, groups: Groups,
         if per_dataset[(first.fingerprint, first.split)] > 1:
             title += f" with evaluators {_sig_text(sigs)}"
         block = Block(table=table, id=f"{table}-measured-{gi}", title=title, source="measured",
-                      columns=[Column(c.key, c.label, c.higher_is_better, c.decimals)
+                      columns=[Column(c.key, c.label, c.higher_is_better, c.decimals, c.description)
                                for c in (columns(members) if callable(columns) else columns)],
                       rows=[], show_ci=show_ci)
         missing: list[tuple[Cell, str, str]] = []
@@ -354,7 +355,9 @@ def extended_table(results: Sequence[MeasuredResult], boot: BootstrapConfig) -> 
             hib = dirs.pop() if len(dirs) == 1 and k not in INFORMATIONAL else None
             unit = next((r.metrics[k].unit for r in members if k in r.metrics and r.metrics[k].unit), "")
             vals = [r.metrics[k].mean for r in members if k in r.metrics and r.metrics[k].mean is not None]
-            cols.append(Column(k, f"{k} ({unit})" if unit else k, hib, auto_decimals(vals)))
+            about = next((r.metrics[k].description for r in members
+                          if k in r.metrics and r.metrics[k].description), "")
+            cols.append(Column(k, f"{k} ({unit})" if unit else k, hib, auto_decimals(vals), about))
         return cols
 
     tf.blocks = measured_blocks("extended", group_results(results, None), columns, show_ci=True,

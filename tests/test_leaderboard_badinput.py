@@ -127,7 +127,7 @@ def test_nan_metric(tmp_path: Path) -> None:
     md = (tmp_path / "board" / "table3.md").read_text(encoding="utf-8")
     line = next(ln for ln in md.splitlines() if ln.startswith("| nan-sys |"))
     assert line.startswith("| nan-sys | —¹ |")
-    assert "¹ STFT: stft: mean is NaN in results.json" in md
+    assert "¹ STFT, SNR: mean is NaN/null in results.json" in md
     _assert_good_rows_built(tmp_path / "board")
 
 
@@ -199,3 +199,32 @@ def test_no_published_option(tmp_path: Path) -> None:
     s = build_leaderboard(root, tmp_path / "board", include_published=False, figures=False)
     assert s.n_published == 0
     assert "Published" not in (tmp_path / "board" / "table3.md").read_text(encoding="utf-8")
+
+
+def test_reads_what_the_results_writer_writes(tmp_path: Path) -> None:
+    results_mod = pytest.importorskip("tas_bench.results")
+    root = tmp_path / "res"
+    metrics = {
+        "stft": {"evaluator": "signal", "mean": 0.5, "std": 0.1, "ci95": [0.4, 0.6], "n": 2,
+                 "higher_is_better": False, "unit": "", "per_clip": True},
+        "snr": {"evaluator": "signal", "mean": float("nan"), "std": None, "ci95": None, "n": 0,
+                "higher_is_better": True, "unit": "dB", "per_clip": True},
+    }
+    doc = {"created_utc": "2026-11-26T03:00:00Z",
+           "code": {"tas_bench_version": "0.1.0", "git_commit": None, "git_dirty": False},
+           "system": {"name": "writer-sys", "revision": "abc"},
+           "dataset": {"path": "/gone", "name": "demo", "fingerprint": "a" * 64, "split": "test", "n_clips": 2},
+           "predictions": {"path": "/gone/pred", "n_files": 2},
+           "evaluators": {"signal": {"version": "1.0", "config": {}, "config_hash": "h", "weights": {}}},
+           "skipped": {}, "metrics": metrics, "invalid": [], "warnings": [], "packages": {}}
+    rows = [{"id": "a", "category": "real", "stft": 0.4, "snr": float("nan")},
+            {"id": "b", "category": "real", "stft": 0.6, "snr": float("nan")}]
+    results_mod.write_results(root / "writer-sys", doc, rows, ["id", "category", "stft", "snr"])
+    s = build_leaderboard(root, tmp_path / "board", figures=False)
+    assert s.n_measured == 1
+    assert any("metrics.snr.mean is not a finite number" in p.message for p in s.problems)
+    md = (tmp_path / "board" / "table3.md").read_text(encoding="utf-8")
+    assert "| writer-sys | 0.500 | —¹ | —¹ | —² |" in md
+    assert "¹ ENV, WAV: not reported by the 'signal' evaluator in results.json" in md
+    assert "² SNR: mean is NaN/null in results.json" in md
+    assert "tas-bench 0.1.0;" in md  # no git commit recorded: version only

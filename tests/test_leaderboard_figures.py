@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -104,4 +105,5 @@ def test_page_embeds_figures_as_data_uris(tmp_path: Path) -> None:
     build_leaderboard(root, tmp_path / "board", max_figure_clips=1)
     html = (tmp_path / "board" / "index.html").read_text(encoding="utf-8")
     assert html.count('src="data:image/png;base64,') == 2
-    assert "http://" not in html and "https://" not in html  # no external assets
+    assert not re.search(r'(src|href)="(?!data:|#)', html)  # no external assets or links
+    assert "<link rel=\"stylesheet\"" not in html and "<script src" not in html

@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     s = build_leaderboard(args.results, args.out, include_published=not args.no_published,
                           bootstrap=BootstrapConfig(args.bootstrap, args.seed, args.alpha),
                           figures=not args.no_figures)
-    for prob in s.problems:
-        print(f"tas-bench: {prob}", file=sys.stderr)
+    for prob in s.problems:  # the board is still built: these are warnings, even with --strict
+        kind = "left out" if prob.severity == "error" else "note"
+        print(f"tas-bench: warning ({kind}): {prob.path}: {prob.message}", file=sys.stderr)
     print(f"leaderboard: {s.n_measured} measured result(s), {s.n_published} published row(s), "
           f"{len(s.errors)} results folder(s) left out, {len(s.problems)} problem(s)")
     print(f"tables: {', '.join(str(p) for p in s.files if p.suffix in ('.md',))}")
