@@ -15,6 +15,7 @@ from scipy.signal import oaconvolve
 
 from tas_bench.hrtf import load_hrtf
 from tas_bench.room import ROOMS, SPEED_OF_SOUND, brir, room_by_name
+from tas_bench.simulate import render_mix
 
 SR = 16000
 
@@ -36,7 +37,18 @@ def gcc_phat_left_lead(x: np.ndarray, sr: int = SR, max_tau: float = 1e-3) -> fl
 
 
 def render(signal: np.ndarray, h: np.ndarray) -> np.ndarray:
-    return oaconvolve(signal[None, :], h, axes=-1)
+    """The simulator's own rendering path, full linear-convolution length."""
+    return render_mix([signal], [h], len(signal) + h.shape[1] - 1)
+
+
+def test_render_mix_is_the_sum_of_linear_convolutions():
+    rng = np.random.default_rng(0)
+    d = [rng.standard_normal(1000), rng.standard_normal(1000)]
+    h = [rng.standard_normal((2, 300)), rng.standard_normal((2, 120))]
+    want = sum(oaconvolve(x[None, :], g, axes=-1)[:, :1000] for x, g in zip(d, h))
+    got = render_mix(d, h, 1000)
+    assert got.shape == (2, 1000)
+    np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
 
 
 @pytest.fixture(scope="module")
