@@ -41,6 +41,7 @@ import numpy as np
 from evaluators.base import ClipInput, ClipOutput, Evaluator, MetricSpec
 from evaluators.localiser import (
     BAND_LOW_HZ,
+    ILD_SCALE_MIN,
     MAX_ITD_S,
     N_BANDS,
     SIGMA_ILD_DB,
@@ -191,7 +192,7 @@ class SpatialCueEvaluator(Evaluator):
             "silence_rms": SILENCE_RMS, "bands": {"n": N_BANDS, "low_hz": BAND_LOW_HZ,
                                                    "high_hz": float(band_edges(self.sample_rate)[-1])},
             "localiser": {"sigma_itd_s": SIGMA_ITD_S, "sigma_ild_db": SIGMA_ILD_DB,
-                          "category": LOCALISED_CATEGORY},
+                          "ild_scale_min": ILD_SCALE_MIN, "category": LOCALISED_CATEGORY},
             "hrtf": hrtf,
         }
 
