@@ -43,6 +43,7 @@ class Column:
     higher_is_better: bool | None
     decimals: int = 3
     description: str = ""
+    group: str = ""
 
 
 @dataclass
@@ -159,7 +160,8 @@ def _add_footnotes(block: Block, missing: list[tuple[Cell, str, str]]) -> None:
 
 def published_block(pt: PublishedTable, spec: TableSpec) -> Block:
     """The paper's rows of one table as a block, values exactly as printed."""
-    columns = [Column(c.key, c.label, c.higher_is_better, spec.decimals) for c in spec.columns]
+    columns = [Column(c.key, c.label, c.higher_is_better, spec.decimals, group=c.group)
+               for c in spec.columns]
     rows = []
     for pr in pt.rows:
         cells = {}
@@ -256,7 +258,7 @@ def measured_blocks(table: str, groups: Groups,
         if per_dataset[(first.fingerprint, first.split)] > 1:
             title += f" with evaluators {_sig_text(sigs)}"
         block = Block(table=table, id=f"{table}-measured-{gi}", title=title, source="measured",
-                      columns=[Column(c.key, c.label, c.higher_is_better, c.decimals, c.description)
+                      columns=[Column(c.key, c.label, c.higher_is_better, c.decimals, c.description, c.group)
                                for c in (columns(members) if callable(columns) else columns)],
                       rows=[], show_ci=show_ci)
         missing: list[tuple[Cell, str, str]] = []
@@ -330,7 +332,8 @@ def paper_table(table: str, published: dict[str, PublishedTable] | None,
     keys = [c.key for c in spec.columns]
     shown = [r for r in results if any(k in r.metrics for k in keys)
              or any(KNOWN_EVALUATOR.get(k) in r.skipped for k in keys)]
-    columns = [Column(c.key, c.label, c.higher_is_better, spec.decimals) for c in spec.columns]
+    columns = [Column(c.key, c.label, c.higher_is_better, spec.decimals, group=c.group)
+               for c in spec.columns]
     tf.blocks += measured_blocks(table, group_results(shown, keys), columns, show_ci=False,
                                  boot=None)
     left = [r for r in results if r not in shown]
@@ -471,6 +474,21 @@ def _cell_tex(c: Cell, show_ci: bool) -> str:
     return t
 
 
+def _tex_groups(columns: Sequence[Column]) -> list[str]:
+    """A header row of column groups (multicolumn + cmidrule), if any are set."""
+    if not any(c.group for c in columns):
+        return []
+    spans: list[tuple[str, int, int]] = []  # (group, first column, last column), 1-based + Method
+    for i, c in enumerate(columns, start=2):
+        if spans and spans[-1][0] == c.group:
+            spans[-1] = (c.group, spans[-1][1], i)
+        else:
+            spans.append((c.group, i, i))
+    cells = [""] + [f"\\multicolumn{{{b - a + 1}}}{{c}}{{{tex_escape(g)}}}" for g, a, b in spans]
+    rules = " ".join(f"\\cmidrule(lr){{{a}-{b}}}" for g, a, b in spans if g)
+    return [" & ".join(cells) + r" \\", rules]
+
+
 def render_latex(tf: TableFile) -> str:
     """LaTeX (booktabs) of a table file: one ``table`` environment per block."""
     out = [f"% tas-bench leaderboard: {tex_escape(tf.title)}",
@@ -480,6 +498,7 @@ def render_latex(tf: TableFile) -> str:
                 f"\\caption{{{tex_escape(b.title)}}}",
                 f"\\label{{tab:{b.id}}}",
                 r"\begin{tabular}{l" + "r" * len(b.columns) + "}", r"\toprule",
+                *_tex_groups(b.columns),
                 " & ".join(["Method", *[tex_escape(c.label) for c in b.columns]]) + r" \\",
                 r"\midrule"]
         for r in b.rows:
