@@ -72,6 +72,11 @@ class Hrtf:
     def taps(self) -> int:
         return int(self.hrir.shape[-1])
 
+    @property
+    def unit_vectors(self) -> np.ndarray:
+        """(M, 3) unit vectors of the measured directions (x front, y left, z up)."""
+        return self._units
+
     def info(self) -> dict[str, object]:
         """A JSON-able description for manifests: name, path, sha256, rate, directions, radius."""
         return {"name": self.name, "path": self.path, "sha256": self.sha256,

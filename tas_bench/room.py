@@ -229,7 +229,7 @@ def brir(room: Room, hrtf: Hrtf, azimuth: float, elevation: float, distance: flo
     d = np.linalg.norm(vec, axis=1)
     u = vec / d[:, None]
     # nearest measured HRIR for every arrival direction
-    idx = np.argmax(u @ hrtf._units.T, axis=1)
+    idx = np.argmax(u @ hrtf.unit_vectors.T, axis=1)
     beta = math.sqrt(1.0 - room.absorption)
     gains = norm * beta**orders / d
     delays = np.rint(d / SPEED_OF_SOUND * sr).astype(int)

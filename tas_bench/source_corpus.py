@@ -317,7 +317,7 @@ def synthesize_speech(cache_dir: Path) -> list[SourceSpec]:
                                             hint=INSTALL_HINT) from None
             specs.append(SourceSpec(
                 key=f"espeak-ng/s{si:02d}/{voice}", label=label, kind="speech",
-                package="espeak-ng", file=str(wav), origin=f"espeak-ng -v {voice}",
+                package="espeak-ng", file=str(wav), origin=f'espeak-ng -v {voice} "{text}"',
                 licence=licence, group=f"espeak-ng/sentence{si:02d}",
                 extra=(("text", text), ("voice", voice), ("espeak_version", version))))
     return specs

@@ -147,3 +147,26 @@ def test_larger_room_has_more_reverberation_at_same_distance(kemar, noise):
     # bigger absorption area (larger room) -> larger critical distance -> higher DRR at 1 m
     crit = [room_by_name(n).critical_distance for n in ("small_room", "living_room", "classroom")]
     assert np.argsort(drr).tolist() == np.argsort(crit).tolist()
+
+
+@pytest.mark.parametrize(("az", "el", "dist", "field"), [
+    (0.0, 0.0, 10.5, "distance"), (0.0, 0.0, 0.25, "distance"), (0.0, 95.0, 1.0, "elevation"),
+    (float("nan"), 0.0, 1.0, "azimuth"), (400.0, 0.0, 1.0, "azimuth"),
+    (0.0, 0.0, float("inf"), "distance")])
+def test_out_of_range_geometry_is_refused(kemar, az, el, dist, field):
+    from tas_bench.errors import TasBenchError
+
+    with pytest.raises(TasBenchError, match=field):
+        brir(room_by_name("hall"), kemar, az, el, dist)
+
+
+def test_source_outside_the_room_is_refused(kemar):
+    from tas_bench.errors import TasBenchError
+
+    with pytest.raises(TasBenchError, match="outside room 'small_room'"):
+        brir(room_by_name("small_room"), kemar, 0.0, 10.0, 8.0)
+    # every geometry the simulator may draw fits the hall
+    hall = room_by_name("hall")
+    for az in (-170.0, -100.0, -10.0, 10.0, 80.0, 170.0):
+        for el in (-40.0, 50.0):
+            assert hall.contains(az, el, 10.0)

@@ -404,3 +404,29 @@ def test_command_runs_and_reports(tmp_path, capsys, monkeypatch, corpus):
                              str(tmp_path / "nope.sofa")])
     with pytest.raises(TasBenchError, match="nope.sofa"):
         bad.func(bad)
+
+
+def test_real_debian_corpus_small_set(tmp_path):
+    """A few clips from the real Debian material: valid, consistent, traceable."""
+    out = tmp_path / "real"
+    simulate_dataset(out, n_train=4, n_val=4, n_test=8, duration=1.0, seed=11, progress=False)
+    n, problems = validate_dataset(out)
+    assert n == 16 and problems == []
+    for c in load_dataset(out).clips:
+        assert check_prompt(c.prompt, c.prompt_type, c.sources) == []
+        assert all(check_qa(q, c.sources) == [] for q in c.qa)
+        for s in c.sources:
+            p = s.provenance
+            assert p.package in ("sound-theme-freedesktop", "sonic-pi-samples",
+                                 "pocketsphinx-testdata", "espeak-ng")
+            assert Path(p.file).is_file() or (p.package == "espeak-ng" and p.extra["text"])
+    assert not set.intersection(*_sources_by_split(out).values())
+
+
+def test_cli_exit_status_on_bad_input(tmp_path, capsys):
+    from tas_bench.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "o"), "--hrtf",
+                 str(tmp_path / "missing.sofa"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.sofa" in err and "Traceback" not in err
