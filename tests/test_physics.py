@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.signal import oaconvolve
 
 from tas_bench.hrtf import load_hrtf
@@ -170,3 +172,15 @@ def test_source_outside_the_room_is_refused(kemar):
     for az in (-170.0, -100.0, -10.0, 10.0, 80.0, 170.0):
         for el in (-40.0, 50.0):
             assert hall.contains(az, el, 10.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-180.0, 180.0), st.floats(-40.0, 50.0),
+       st.sampled_from([0.5 * k for k in range(1, 21)]),
+       st.sampled_from([0.5 * k for k in range(1, 21)]))
+def test_direct_energy_ratio_is_inverse_square(az, el, d1, d2):
+    kemar = load_hrtf("kemar", SR)
+    room = room_by_name("hall")
+    e1 = float(np.sum(brir(room, kemar, az, el, d1, reverb=False) ** 2))
+    e2 = float(np.sum(brir(room, kemar, az, el, d2, reverb=False) ** 2))
+    assert e1 / e2 == pytest.approx((d2 / d1) ** 2, rel=1e-9)

@@ -430,3 +430,15 @@ def test_cli_exit_status_on_bad_input(tmp_path, capsys):
                  str(tmp_path / "missing.sofa"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "missing.sofa" in err and "Traceback" not in err
+
+
+def test_missing_packages_name_what_to_install(tmp_path, monkeypatch):
+    import tas_bench.source_corpus as sc
+
+    monkeypatch.setattr(sc, "PACKAGE_GLOBS", {k: (str(tmp_path / "none" / "*.wav"),)
+                                              for k in sc.PACKAGE_GLOBS})
+    monkeypatch.setattr(sc.shutil, "which", lambda name: None)
+    with pytest.raises(TasBenchError, match="apt-get install") as err:
+        sc.discover_sources(cache_dir=tmp_path)
+    for pkg in sc.DEBIAN_PACKAGES:
+        assert pkg in str(err.value)
