@@ -123,13 +123,22 @@ class T5TextEncoder(nn.Module):
         enc = self._t5[0]
         if next(enc.parameters()).device != device:
             enc.to(device)
-        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt")
+        null = torch.tanh(self.null)[None, :].expand(len(prompts), -1)
+        keep = [i for i, p in enumerate(prompts) if p.strip()]
+        if not keep:
+            return null
+        batch = self.tokenizer([prompts[i] for i in keep], padding=True, truncation=True,
+                               max_length=self.max_length, return_tensors="pt")
         ids, att = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        if ids.shape[1] == 0:  # a tokenizer that produced no tokens at all
+            return null
         with torch.no_grad():
             h = enc(input_ids=ids, attention_mask=att).last_hidden_state
         m = att.to(h.dtype)[..., None]
         pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
         vec = torch.tanh(self.out(pooled.float()))
-        empty = torch.tensor([not p.strip() for p in prompts], device=device)[:, None]
-        return torch.where(empty, torch.tanh(self.null)[None, :].expand_as(vec), vec)
+        has_tokens = (att.sum(1) > 0)[:, None]
+        vec = torch.where(has_tokens, vec, null[: len(keep)])
+        out = null.clone()
+        out[torch.tensor(keep, device=device)] = vec
+        return out

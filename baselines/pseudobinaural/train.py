@@ -232,6 +232,7 @@ def train_pseudobinaural(kind: str, data: str | Path, out: str | Path, *,
         record = {
             "kind": cfg.kind,
             "steps": step,
+            "resumed_from": start_step,
             "checkpoint_sha256": sha,
             "model_hash": cfg.model_hash(),
             "config_sha256": sha256_file(out / CONFIG_FILE),
