@@ -128,8 +128,9 @@ def hrir_norm(hrtf: Hrtf) -> float:
     return 1.0 / math.sqrt(e)
 
 
-def _image_offsets(dims: tuple[float, float, float], order: int) -> list[tuple[np.ndarray, int]]:
-    """Per axis: (sign, shift) pairs generating images, with their reflection counts."""
+def _image_offsets(order: int) -> list[tuple[int, int, int]]:
+    """Per axis: (n, parity, reflections) of the images ``2 n L +- x`` with <= ``order``
+    reflections (parity 0: ``+x``, 2|n| reflections; parity 1: ``-x``, |2n - 1|)."""
     out = []
     for n, p in itertools.product(range(-order, order + 1), (0, 1)):
         refl = 2 * abs(n) if p == 0 else abs(2 * n - 1)
@@ -141,7 +142,7 @@ def _image_offsets(dims: tuple[float, float, float], order: int) -> list[tuple[n
 @functools.lru_cache(maxsize=64)
 def _image_table(dims: tuple[float, float, float], order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(signs (K,3), shifts (K,3) metres, orders (K,)) of all images with 1 <= order <= ``order``."""
-    axes = [_image_offsets(dims, order) for _ in range(3)]
+    axes = [_image_offsets(order) for _ in range(3)]
     signs, shifts, orders = [], [], []
     for combo in itertools.product(*axes):
         total = sum(c[2] for c in combo)

@@ -31,7 +31,12 @@ seed gives byte-identical wavs and manifest, whatever the number of worker proce
 
 Output: ``OUT/audio/{split}/{id}.wav`` (PCM_16, binaural, ch0 = left), ``OUT/dataset.json``,
 and ``OUT/manifest.jsonl`` written last, so a folder without a manifest is never taken for a
-finished dataset.
+finished dataset. A hidden marker (:data:`MARKER_NAME`) written first lets a later run replace
+an earlier or interrupted simulation; any other non-empty folder needs ``force``.
+
+Sources shorter than the clip are looped with random 0.2-1.0 s gaps from a random start phase
+(they sound through the whole clip); longer ones contribute a random window
+(:func:`tas_bench.source_corpus.fit_to_length`).
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ from tas_bench.source_corpus import SourceCorpus, SourceItem, build_corpus, fit_
 
 SIM_CATEGORIES = ("single_doa_de", "double_doa_de", "relative_direction", "relative_distance")
 GENERATOR = "tas-bench simulate"
+#: Written first into the output folder: marks it as ours even if a run is interrupted.
+MARKER_NAME = ".tas-bench-simulate.json"
 MIN_BOUNDARY_MARGIN = 10.0
 ELEVATION_RANGE = (-40.0, 50.0)
 DISTANCES = tuple(DISTANCE_MIN + DISTANCE_STEP * k
@@ -290,24 +297,30 @@ def _prepare_out(out: Path, force: bool) -> None:
         raise TasBenchError("exists and is not a folder", path=out, field="--out")
     if not out.exists() or not any(out.iterdir()):
         out.mkdir(parents=True, exist_ok=True)
+        _write_marker(out)
         return
     info_path = out / DATASET_INFO_NAME
-    ours = False
-    if info_path.is_file():
+    ours = (out / MARKER_NAME).is_file()
+    if not ours and info_path.is_file():
         try:
             ours = json.loads(info_path.read_text(encoding="utf-8")).get("generator") == GENERATOR
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             ours = False
     if ours:
-        # a previous simulation: unpublish it (manifest first), then clear its files
+        # a previous (possibly interrupted) simulation: unpublish it (manifest first), then
+        # clear its files
         (out / MANIFEST_NAME).unlink(missing_ok=True)
         info_path.unlink(missing_ok=True)
         shutil.rmtree(out / "audio", ignore_errors=True)
-        return
-    if not force:
+    elif not force:
         raise TasBenchError("folder is not empty and is not a tas-bench simulated dataset "
                             "(choose an empty folder or pass --force)", path=out, field="--out")
     (out / MANIFEST_NAME).unlink(missing_ok=True)
+    _write_marker(out)
+
+
+def _write_marker(out: Path) -> None:
+    write_json_atomic(out / MARKER_NAME, {"generator": GENERATOR})
 
 
 def _check_args(preset: str, seed: int, counts: dict[str, int], duration: float,

@@ -442,3 +442,20 @@ def test_missing_packages_name_what_to_install(tmp_path, monkeypatch):
         sc.discover_sources(cache_dir=tmp_path)
     for pkg in sc.DEBIAN_PACKAGES:
         assert pkg in str(err.value)
+
+
+def test_interrupted_simulation_is_replaced_without_force(tmp_path, corpus, monkeypatch):
+    out = tmp_path / "partial"
+
+    def boom(job):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simmod, "_work", boom)
+    with pytest.raises(KeyboardInterrupt):
+        simulate_dataset(out, n_train=2, n_val=0, n_test=0, duration=1.0, progress=False,
+                         corpus=corpus)
+    assert not (out / "manifest.jsonl").exists()
+    monkeypatch.undo()
+    simulate_dataset(out, n_train=2, n_val=0, n_test=0, duration=1.0, progress=False,
+                     corpus=corpus)
+    assert len(load_dataset(out).clips) == 2
