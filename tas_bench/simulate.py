@@ -277,8 +277,8 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
         id=cid, split=split, audio=f"audio/{split}/{cid}.wav", sample_rate=ctx.sample_rate,
         duration=n / ctx.sample_rate, category=category, sources=sources, prompt=prompt,
         prompt_type=ptype, qa=qa,
-        hrtf={"name": hrtf.name, "sha256": hrtf.sha256, "sample_rate": hrtf.sample_rate,
-              "method": "nearest"},
+        hrtf={"name": hrtf.name, "path": hrtf.path, "sha256": hrtf.sha256,
+              "sample_rate": hrtf.sample_rate, "method": "nearest"},
         room=room.info(), seed=cseed,
         extra={"mix_gain": round(gain, 9), "mix_scaled": scaled})
     return clip.to_dict(), mix
@@ -409,8 +409,8 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
         "name": f"tas-bench-{preset}-seed{seed}", "generator": GENERATOR, "preset": preset,
         "seed": seed,
         "tas_bench_version": __version__, "counts": by_cat,
-        "hrtf": {"name": hr.name, "sha256": hr.sha256, "sample_rate": hr.sample_rate,
-                 "directions": int(len(hr.azimuth))},
+        "hrtf": {"name": hr.name, "path": hr.path, "sha256": hr.sha256,
+                 "sample_rate": hr.sample_rate, "directions": int(len(hr.azimuth))},
         "config": {"duration": float(duration), "sample_rate": sample_rate,
                    "global_gain": GLOBAL_GAIN, "peak_limit": PEAK_LIMIT,
                    "min_boundary_margin_deg": MIN_BOUNDARY_MARGIN,
