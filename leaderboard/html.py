@@ -28,7 +28,7 @@ table.board td.prov{white-space:normal;font-size:.8em;color:#555;min-width:22em;
 table.board th{cursor:pointer;user-select:none;background:#f4f4f4;border-bottom:2px solid #bbb}
 table.board th[aria-sort=ascending]::after{content:" \\25B2"}
 table.board th[aria-sort=descending]::after{content:" \\25BC"}
-td.best{font-weight:bold}span.ci{color:#666;font-size:.85em}sup.fn{color:#a33}
+div.scroll{overflow-x:auto}td.best{font-weight:bold}span.ci{color:#666;font-size:.85em}sup.fn{color:#a33}
 tr.published td{background:#fbf8ec}span.badge{font-size:.75em;padding:.1em .4em;border-radius:.6em;
  background:#e8dfb9;color:#5a4a00}span.badge.m{background:#d7e8f7;color:#0b3c66}
 p.remark,ol.notes{font-size:.85em;color:#444;max-width:70em}ul.problems li{color:#8a1f11}
@@ -89,7 +89,7 @@ def _cell_td(c: Cell, show_ci: bool, unit_label: str) -> str:
 def render_block(b: Block) -> str:
     """One block as an HTML table with its footnotes and remarks."""
     out = [f'<h3 id="{escape(b.id)}">{escape(b.title)}</h3>',
-           f'<table class="board {escape(b.source)}" data-block="{escape(b.id)}"><thead><tr>',
+           f'<div class="scroll"><table class="board {escape(b.source)}" data-block="{escape(b.id)}"><thead><tr>',
            '<th class="method" data-type="text" tabindex="0">Method</th>',
            '<th class="src" data-type="text" tabindex="0">Source</th>']
     for c in b.columns:
@@ -109,7 +109,7 @@ def render_block(b: Block) -> str:
                    f'<td class="src" data-value="{escape(r.source)}">{badge}</td>')
         out += [_cell_td(r.cells[c.key], b.show_ci, c.label) for c in b.columns]
         out.append(f'<td class="prov" data-value="{escape(r.provenance)}">{escape(r.provenance)}</td></tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     if b.footnotes:
         out.append('<ol class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in b.footnotes) + "</ol>")
     out += [f'<p class="remark">{escape(rem)}</p>' for rem in b.remarks]
@@ -171,6 +171,7 @@ def render_page(title: str, tables: Sequence[TableFile], results: Sequence[Measu
                            f"<figcaption>{escape(f.title)}. {escape(f.caption)}</figcaption></figure>")
             out += [f'<p class="remark">{escape(p)}</p>' for p in fs.problems]
         out.append("</section>")
-    out.append("<h2>Files</h2><ul>" + "".join(f"<li><code>{escape(f)}</code></li>" for f in files) + "</ul>")
+    out.append("<h2>Files</h2><ul>" + "".join(
+        f'<li><a href="{escape(f)}"><code>{escape(f)}</code></a></li>' for f in files) + "</ul>")
     out.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(out) + "\n"

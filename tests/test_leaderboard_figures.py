@@ -105,5 +105,7 @@ def test_page_embeds_figures_as_data_uris(tmp_path: Path) -> None:
     build_leaderboard(root, tmp_path / "board", max_figure_clips=1)
     html = (tmp_path / "board" / "index.html").read_text(encoding="utf-8")
     assert html.count('src="data:image/png;base64,') == 2
-    assert not re.search(r'(src|href)="(?!data:|#)', html)  # no external assets or links
+    assert not re.search(r'(src|href)="(https?:|//)', html)  # no external assets or links
+    assert re.findall(r'src="([^"]*)"', html) and all(
+        u.startswith("data:image/png;base64,") for u in re.findall(r'src="([^"]*)"', html))
     assert "<link rel=\"stylesheet\"" not in html and "<script src" not in html

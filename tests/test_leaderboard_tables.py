@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from test_leaderboard_fixtures import FP_DEMO, small_board, write_result  # noqa
 
 from leaderboard.build import build_leaderboard  # noqa: E402
 from leaderboard.significance import BootstrapConfig, paired_bootstrap  # noqa: E402
-from leaderboard.tables import auto_decimals, fmt, tex_escape  # noqa: E402
+from leaderboard.tables import auto_decimals, fmt, render_markdown, tex_escape  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard"
 BOOT = BootstrapConfig(n_boot=500, seed=0, alpha=0.05)
@@ -154,3 +156,47 @@ def test_formatting_helpers() -> None:
     assert fmt(0.12345, 3) == "0.123" and fmt(-0.0001, 3) == "0.000" and fmt(9.03, 2) == "9.03"
     assert auto_decimals([0.5, 1.2]) == 3 and auto_decimals([12.0]) == 2 and auto_decimals([-150.0]) == 1
     assert tex_escape("a_b & 50% — 360°") == "a\\_b \\& 50\\% --- 360\\textdegree{}"
+
+
+def _measured(name: str, metrics: dict[str, tuple[float, bool]]):
+    from leaderboard.collect import MeasuredResult, MetricValue
+
+    return MeasuredResult(
+        folder=Path("/x") / name, rel=f"res/{name}", system=name, revision=None, dataset_name="demo",
+        fingerprint=FP_DEMO, split="test", n_clips=3, dataset_path=None, predictions_path=None,
+        tas_bench_version="0.1.0", git_commit=None, git_dirty=None, created_utc="",
+        evaluators={"signal": {"version": "1.0", "config_hash": "h", "weights": {}}}, skipped={},
+        metrics={k: MetricValue(k, v, None, None, 3, hib, "", True, "signal") for k, (v, hib) in metrics.items()})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-50, 50, allow_nan=False), min_size=1, max_size=6), st.booleans())
+def test_bold_marks_exactly_the_best_displayed_values(means, higher) -> None:
+    from leaderboard.tables import extended_table
+
+    results = [_measured(f"s{i}", {"m": (v, higher)}) for i, v in enumerate(means)]
+    tf = extended_table(results, BootstrapConfig(n_boot=10))
+    (block,) = tf.blocks
+    cells = [r.cells["m"] for r in block.rows]
+    shown = [float(c.text) for c in cells]
+    best = max(shown) if higher else min(shown)
+    assert [c.best for c in cells] == [len(cells) > 1 and v == best for v in shown]
+    md = render_markdown(tf)
+    assert md.count("**") == 2 * sum(c.best for c in cells)
+    assert all(not c.sig for c in cells)  # no per-clip values: nothing is tested
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+def test_latex_compiles(board: Path, tmp_path: Path) -> None:
+    names = ("table2", "table3", "table4", "extended")
+    for n in names:
+        shutil.copy(board / f"{n}.tex", tmp_path / f"{n}.tex")
+    body = "\n".join(f"\\input{{{n}.tex}}\\clearpage" for n in names)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs}\n"
+        f"\\begin{{document}}\n{body}\n\\end{{document}}\n", encoding="utf-8")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
