@@ -9,8 +9,10 @@ Model (documented, parametric where noted):
   wall has the same energy absorption ``alpha``; amplitude reflection ``sqrt(1 - alpha)``); each
   image contributes the HRIR of its own direction of arrival with gain ``beta^order / d``.
 * **Late reverberation**: a fixed (per room and HRTF) pair of exponentially decaying Gaussian
-  noises, one per ear, independent between ears, spectrally shaped by that ear's diffuse-field
-  HRTF magnitude; amplitude decays by 60 dB in the room's Eyring RT60. It starts ``t_mix =
+  noises, one per ear, with the interaural coherence of a diffuse field between two points
+  :data:`EAR_DISTANCE` apart (``sinc(2 f d / c)``: coherent at low frequencies, decorrelated
+  above ~1 kHz; the head's extra shadowing is ignored), spectrally shaped by that ear's
+  diffuse-field HRTF magnitude; amplitude decays by 60 dB in the room's Eyring RT60. It starts ``t_mix =
   sqrt(V) ms`` after the direct sound and its energy is the diffuse-field energy arriving
   after ``t_mix``: ``(1 / r_c^2) * exp(-13.8 t_mix / RT60)`` relative to the direct sound at
   1 m, where ``r_c = sqrt(A / (16 pi))`` is the critical distance and ``A = -S ln(1 - alpha)``
@@ -38,6 +40,8 @@ from tas_bench.hrtf import Hrtf
 
 SPEED_OF_SOUND = 343.0
 IMAGE_ORDER = 2
+#: Metres between the ears, for the diffuse tail's interaural coherence.
+EAR_DISTANCE = 0.18
 #: Sources must stay this far (metres) from every wall.
 WALL_CLEARANCE = 0.3
 #: Seconds of raised-cosine fade-in at the start of the late tail (avoids a step).
@@ -163,6 +167,11 @@ def _tail(room: Room, hrtf: Hrtf) -> np.ndarray:
     noise = rng.standard_normal((2, n))
     nfft = 1 << (n + hrtf.taps).bit_length()
     spec = np.fft.rfft(noise, nfft, axis=-1)
+    # interaural coherence of a diffuse field: the right ear's noise shares the fraction
+    # gamma(f) = sinc(2 f d / c) with the left ear's (d = EAR_DISTANCE)
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sr)
+    gamma = np.sinc(2.0 * freqs * EAR_DISTANCE / SPEED_OF_SOUND)
+    spec[1] = gamma * spec[0] + np.sqrt(1.0 - gamma**2) * spec[1]
     # diffuse-field magnitude per ear: rms over directions of |H(f)|, computed on a short
     # grid and interpolated onto the noise's frequency grid
     nh = 1 << max(hrtf.taps - 1, 1).bit_length()

@@ -184,3 +184,16 @@ def test_direct_energy_ratio_is_inverse_square(az, el, d1, d2):
     e1 = float(np.sum(brir(room, kemar, az, el, d1, reverb=False) ** 2))
     e2 = float(np.sum(brir(room, kemar, az, el, d2, reverb=False) ** 2))
     assert e1 / e2 == pytest.approx((d2 / d1) ** 2, rel=1e-9)
+
+
+def test_late_tail_is_coherent_low_and_decorrelated_high(kemar):
+    """Diffuse-field interaural coherence measured on the tail: high below 200 Hz, low above 2 kHz."""
+    from scipy.signal import coherence
+
+    room = room_by_name("hall")
+    h = brir(room, kemar, 30.0, 10.0, 1.0)
+    start = int((1.0 / SPEED_OF_SOUND + room.mixing_time + 0.01) * SR)
+    tail = h[:, start:]
+    f, c = coherence(tail[0], tail[1], fs=SR, nperseg=1024)
+    assert np.mean(c[(f > 20) & (f < 200)]) > 0.6
+    assert np.mean(c[(f > 2000) & (f < 7000)]) < 0.2
