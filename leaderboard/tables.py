@@ -366,8 +366,9 @@ def extended_table(results: Sequence[MeasuredResult], boot: BootstrapConfig) -> 
     tf.blocks = measured_blocks("extended", group_results(results, None), columns, show_ci=True,
                                 boot=boot)
     for b in tf.blocks:
-        b.remarks.append("Cells: mean [95 % CI]. Arrows: ↑ higher is better, ↓ lower is better; "
-                         "unmarked columns are informational (not ranked).")
+        b.remarks.append("Cells: mean [95 % CI] (corpus-level metrics such as FD, FAD and IS show "
+                         "a CI only where the results file has one). Arrows: ↑ higher is better, "
+                         "↓ lower is better; unmarked columns are informational (not ranked).")
     for b in tf.blocks:
         for c in b.columns:
             c.label += " ↑" if c.higher_is_better else " ↓" if c.higher_is_better is False else ""
