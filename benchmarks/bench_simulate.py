@@ -36,7 +36,8 @@ def main() -> int:
     rate = s.clips_per_second
     print(f"corpus ready in {t_corpus:.2f} s ({len(corpus.items)} sources)")
     print(f"simulated {s.n_clips} x {args.duration:g} s clips in {s.seconds:.2f} s with "
-          f"{workers} worker(s): {rate:.1f} clips/s (target >= {TARGET:g})")
+          f"{workers} worker(s) (rendering + writing {s.extra['render_seconds']:.2f} s): "
+          f"{rate:.1f} clips/s (target >= {TARGET:g})")
     return 0
 
 

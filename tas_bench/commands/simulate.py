@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                          duration=args.duration, sample_rate=args.sample_rate,
                          progress=not args.quiet, force=args.force, workers=workers)
     print(f"simulated {s.n_clips} clip(s) into {s.out} in {s.seconds:.1f} s "
-          f"({s.clips_per_second:.1f} clips/s, {workers} worker(s))")
+          f"(rendering {s.clips_per_second:.1f} clips/s with {workers} worker(s))")
     for split, cats in s.counts.items():
         if cats:
             detail = ", ".join(f"{c} {n}" for c, n in sorted(cats.items()))
