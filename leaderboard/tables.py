@@ -453,7 +453,7 @@ def render_csv(tf: TableFile) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        "°": r"\textdegree{}", "—": "---", "–": "--", "†": r"$^\dagger$", "↑": r"$\uparrow$",
+        "°": r"\textdegree{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "—": "---", "–": "--", "†": r"$^\dagger$", "↑": r"$\uparrow$",
         "↓": r"$\downarrow$", "→": r"$\rightarrow$", "≤": r"$\leq$", "≥": r"$\geq$",
         "µ": r"$\mu$", "μ": r"$\mu$", "±": r"$\pm$", "×": r"$\times$", "²": r"$^2$", "³": r"$^3$",
         "¹": r"$^1$", "⁰": r"$^0$", "√": r"$\surd$", "…": r"\ldots{}", "’": "'", "‘": "`",

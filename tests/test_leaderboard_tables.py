@@ -200,3 +200,18 @@ def test_latex_compiles(board: Path, tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_special_characters_are_escaped(tmp_path: Path) -> None:
+    root = tmp_path / "res"
+    name = "a|b_<i>&c%"
+    write_result(root, "odd", system=name, per_clip={"stft": [1.0, 2.0], "snr": [3.0, 4.0]})
+    build_leaderboard(root, tmp_path / "board", figures=False, bootstrap=BOOT)
+    md = (tmp_path / "board" / "table3.md").read_text(encoding="utf-8")
+    assert "| a\\|b_<i>&c% | 1.500 |" in md
+    tex = (tmp_path / "board" / "table3.tex").read_text(encoding="utf-8")
+    assert "a\\textbar{}b\\_\\textless{}i\\textgreater{}\\&c\\% & 1.500" in tex
+    html = (tmp_path / "board" / "index.html").read_text(encoding="utf-8")
+    assert "<i>&c" not in html and "a|b_&lt;i&gt;&amp;c%" in html
+    with open(tmp_path / "board" / "table3.csv", encoding="utf-8") as f:
+        assert any(r["method"] == name for r in csv.DictReader(f))
