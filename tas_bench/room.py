@@ -213,13 +213,14 @@ def warm_up(hrtf: Hrtf, rooms: tuple[Room, ...] | None = None) -> None:
 
 
 def brir(room: Room, hrtf: Hrtf, azimuth: float, elevation: float, distance: float, *,
-         reverb: bool = True) -> np.ndarray:
+         reverb: bool = True, method: str = "nearest") -> np.ndarray:
     """Binaural room impulse response (2, L) at ``hrtf.sample_rate`` for one source.
 
     Angles in degrees (SOFA), distance in metres. With ``reverb=False`` only the direct path
     (HRIR, 1/r gain, propagation delay) is returned (anechoic: the room's walls do not
-    matter). Raises :class:`TasBenchError` for
-    out-of-range geometry or a source outside the room.
+    matter). ``method`` picks the direct path's HRIR (:meth:`Hrtf.hrir_at`: ``nearest`` or
+    ``interp``); reflections always use the nearest measured direction. Raises
+    :class:`TasBenchError` for out-of-range geometry or a source outside the room.
     """
     check_geometry(azimuth, elevation, distance)
     if reverb and not room.contains(azimuth, elevation, distance):
@@ -249,8 +250,10 @@ def brir(room: Room, hrtf: Hrtf, azimuth: float, elevation: float, distance: flo
     tail_start = direct_delay + int(round(room.mixing_time * sr))
     length = max(int(delays.max()) + taps, tail_start + tail.shape[1] if reverb else 0)
     out = np.zeros((2, length))
-    for g, dl, i in zip(gains, delays, idx):
-        out[:, dl : dl + taps] += g * hrtf.hrir[i]
+    for k, (g, dl, i) in enumerate(zip(gains, delays, idx)):
+        ir = hrtf.hrir_at(azimuth, elevation, method) if k == 0 and method != "nearest" \
+            else hrtf.hrir[i]
+        out[:, dl : dl + taps] += g * ir
     if reverb:
         out[:, tail_start : tail_start + tail.shape[1]] += math.sqrt(late_energy(room)) * tail
     return out

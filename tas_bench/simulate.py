@@ -14,9 +14,10 @@ relative_distance    2       C / G        distances to the listener differ by >=
                                           separation is >= 0.1 m from a 0.5 m rounding edge
 ==================== ======= ============ ===================================================
 
-Every source direction is a *measured* HRTF direction at least :data:`MIN_BOUNDARY_MARGIN`
-degrees from every octant boundary with elevation in :data:`ELEVATION_RANGE`, so direction
-words are unambiguous and the HRIR is exact; distances are on the 0.5 m grid in [0.5, 10] m.
+Every source direction is at least :data:`MIN_BOUNDARY_MARGIN` degrees from every octant
+boundary with elevation in :data:`ELEVATION_RANGE`, so direction words are unambiguous; by
+default it is a *measured* HRTF direction (exact HRIR), with ``directions="continuous"`` any
+direction on a 0.1 degree grid with an interpolated HRIR; distances are on the 0.5 m grid in [0.5, 10] m.
 Two sources of one clip always have different labels and come from the same split.
 
 Level: sources are RMS-normalised (``TARGET_RMS``), rendered with gain 1/r (reference 1 m)
@@ -198,8 +199,29 @@ class _Context:
     duration: float
     sample_rate: int
     seed: int
+    directions: str = "measured"
+
+    @property
+    def hrir_method(self) -> str:
+        return "interp" if self.directions == "continuous" else "nearest"
+
+    def draw_direction(self, rng: np.random.Generator) -> tuple[float, float] | None:
+        """A source direction (deg): a measured candidate, or a continuous one (0.1 deg grid)
+        that is None when it falls within MIN_BOUNDARY_MARGIN of an octant boundary."""
+        hrtf = self.hrtf
+        if self.directions == "measured":
+            i = int(self.candidates[int(rng.integers(len(self.candidates)))])
+            return float(hrtf.azimuth[i]), float(hrtf.elevation[i])
+        lo = max(ELEVATION_RANGE[0], float(hrtf.elevation.min()))
+        hi = min(ELEVATION_RANGE[1], float(hrtf.elevation.max()))
+        az = round(float(rng.uniform(-180.0, 180.0)), 1)
+        el = round(float(rng.uniform(lo, hi)), 1)
+        if az <= -180.0:
+            az += 360.0
+        return (az, el) if boundary_margin(az, el) >= MIN_BOUNDARY_MARGIN else None
 
 
+DIRECTION_MODES = ("measured", "continuous")
 _CTX: _Context | None = None
 
 
@@ -246,10 +268,11 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
     for _ in range(MAX_TRIES):
         geo = []
         for _s in range(n_src):
-            i = int(ctx.candidates[int(rng.integers(len(ctx.candidates)))])
+            d = ctx.draw_direction(rng)
             r = DISTANCES[int(rng.integers(len(DISTANCES)))]
-            geo.append((float(hrtf.azimuth[i]), float(hrtf.elevation[i]), float(r)))
-        if not _geometry_ok(category, ptype, geo):
+            if d is not None:
+                geo.append((d[0], d[1], float(r)))
+        if len(geo) < n_src or not _geometry_ok(category, ptype, geo):
             continue
         rooms = [rm for rm in ROOMS if all(rm.contains(*g) for g in geo)]
         if rooms:
@@ -262,7 +285,7 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
     drys, brirs = [], []
     for item, (az, el, r) in zip(items, geo):
         drys.append(fit_to_length(item.audio, n, rng, sample_rate=ctx.sample_rate))
-        brirs.append(brir(room, hrtf, az, el, r))
+        brirs.append(brir(room, hrtf, az, el, r, method=ctx.hrir_method))
         sources.append(Source(
             label=item.spec.label, azimuth=az, elevation=el, distance=r,
             direction=list(direction_words(az, el)), provenance=item.provenance(),
@@ -284,7 +307,7 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
         duration=n / ctx.sample_rate, category=category, sources=sources, prompt=prompt,
         prompt_type=ptype, qa=qa,
         hrtf={"name": hrtf.name, "path": hrtf.path, "sha256": hrtf.sha256,
-              "sample_rate": hrtf.sample_rate, "method": "nearest"},
+              "sample_rate": hrtf.sample_rate, "method": ctx.hrir_method},
         room=room.info(), seed=cseed,
         extra={"mix_gain": round(gain, 9), "mix_scaled": scaled})
     return clip.to_dict(), mix
@@ -352,12 +375,15 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
                      n_train: int | None = None, n_val: int | None = None,
                      n_test: int | None = None, duration: float = 10.0,
                      sample_rate: int = 16000, progress: bool = True, *, force: bool = False,
-                     workers: int = 1, corpus: SourceCorpus | None = None) -> SimulationSummary:
+                     workers: int = 1, corpus: SourceCorpus | None = None,
+                     directions: str = "measured") -> SimulationSummary:
     """Simulate a binaural dataset into ``out``; returns counts, fingerprint and time (s).
 
     Split sizes default to the preset's; ``duration`` in seconds, ``sample_rate`` in Hz.
     ``workers`` > 1 renders clips in that many processes (same bytes as 1). ``corpus``
-    overrides the Debian source corpus (tests). Raises :class:`TasBenchError` for bad
+    overrides the Debian source corpus (tests). ``directions``: ``measured`` places sources
+    on the HRTF's measured directions (exact HRIRs); ``continuous`` draws any direction (0.1
+    degree grid) and interpolates the direct path's HRIR (:meth:`Hrtf.hrir_at` ``interp``). Raises :class:`TasBenchError` for bad
     arguments, an unknown/invalid HRTF, unusable sources or a non-empty foreign ``out``.
     """
     global _CTX
@@ -368,6 +394,9 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
               "val": base.get("val", 0) if n_val is None else n_val,
               "test": base.get("test", 0) if n_test is None else n_test}
     _check_args(preset, seed, counts, duration, sample_rate)
+    if directions not in DIRECTION_MODES:
+        raise TasBenchError(f"{directions!r} is not one of {list(DIRECTION_MODES)}",
+                            field="--directions")
     hr = load_hrtf(hrtf, sample_rate)
     cands = candidate_directions(hr)
     corpus = corpus or build_corpus(sample_rate)
@@ -386,7 +415,7 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
     warm_up(hr)  # late tails computed once, before worker processes fork
     t_render = time.perf_counter()
     _CTX = _Context(out=out, hrtf=hr, pools=pools, candidates=cands, duration=float(duration),
-                    sample_rate=sample_rate, seed=seed)
+                    sample_rate=sample_rate, seed=seed, directions=directions)
     records: list[dict[str, Any]] = []
     bar = None
     if progress:
@@ -420,6 +449,7 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
                  "sample_rate": hr.sample_rate, "directions": int(len(hr.azimuth))},
         "config": {"duration": float(duration), "sample_rate": sample_rate,
                    "global_gain": GLOBAL_GAIN, "peak_limit": PEAK_LIMIT,
+                   "directions": directions,
                    "min_boundary_margin_deg": MIN_BOUNDARY_MARGIN,
                    "elevation_range_deg": list(ELEVATION_RANGE), "distances_m": list(DISTANCES),
                    "min_pair_angle_deg": MIN_PAIR_ANGLE, "min_axis_gap_m": MIN_AXIS_GAP,

@@ -197,3 +197,12 @@ def test_late_tail_is_coherent_low_and_decorrelated_high(kemar):
     f, c = coherence(tail[0], tail[1], fs=SR, nperseg=1024)
     assert np.mean(c[(f > 20) & (f < 200)]) > 0.6
     assert np.mean(c[(f > 2000) & (f < 7000)]) < 0.2
+
+
+@pytest.mark.parametrize("az", [47.3, 101.1, 133.7])
+def test_interpolated_hrirs_keep_the_lateral_cues(kemar, noise, az):
+    room = room_by_name("classroom")
+    for sign in (1.0, -1.0):
+        y = render(noise, brir(room, kemar, sign * az, 23.4, 2.0, method="interp"))
+        assert math.copysign(1.0, ild_db(y)) == sign
+        assert math.copysign(1.0, gcc_phat_left_lead(y)) == sign

@@ -459,3 +459,28 @@ def test_interrupted_simulation_is_replaced_without_force(tmp_path, corpus, monk
     simulate_dataset(out, n_train=2, n_val=0, n_test=0, duration=1.0, progress=False,
                      corpus=corpus)
     assert len(load_dataset(out).clips) == 2
+
+
+def test_continuous_directions_use_interpolated_hrirs(tmp_path, corpus):
+    out = tmp_path / "cont"
+    simulate_dataset(out, n_train=0, n_val=0, n_test=8, duration=1.5, seed=5, progress=False,
+                     corpus=corpus, directions="continuous")
+    n, problems = validate_dataset(out)
+    assert n == 8 and problems == []
+    clips = load_dataset(out).clips
+    azs = [s.azimuth for c in clips for s in c.sources]
+    assert any(a % 5 for a in azs)  # off the KEMAR 5-degree grid
+    for c in clips:
+        assert c.hrtf["method"] == "interp"
+        assert check_prompt(c.prompt, c.prompt_type, c.sources) == []
+        assert all(check_qa(q, c.sources) == [] for q in c.qa)
+        for s in c.sources:
+            assert boundary_margin(s.azimuth, s.elevation) >= 10.0
+            assert -40.0 <= s.elevation <= 50.0
+        if c.category == "single_doa_de" and 30 <= abs(c.sources[0].azimuth) <= 150:
+            x, _ = sf.read(str(out / c.audio), dtype="float64")
+            ild = 10 * math.log10(np.sum(x[:, 0] ** 2) / np.sum(x[:, 1] ** 2))
+            assert (ild > 0) == (c.sources[0].direction[0] == "left")
+    with pytest.raises(TasBenchError, match="--directions"):
+        simulate_dataset(tmp_path / "bad", n_test=4, n_train=0, n_val=0, duration=1.0,
+                         progress=False, corpus=corpus, directions="random")

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="test clips, balanced over the four categories (default: preset)")
     p.add_argument("--duration", type=float, default=10.0, help="clip length in seconds")
     p.add_argument("--sample-rate", type=int, default=16000, help="output rate in Hz")
+    p.add_argument("--directions", choices=("measured", "continuous"), default="measured",
+                   help="source directions: the HRTF's measured ones (exact HRIRs, default) or "
+                        "any direction with interpolated HRIRs")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: available CPUs, at most 4)")
     p.add_argument("--force", action="store_true",
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     s = simulate_dataset(args.out, preset=args.preset, seed=args.seed, hrtf=args.hrtf,
                          n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
                          duration=args.duration, sample_rate=args.sample_rate,
-                         progress=not args.quiet, force=args.force, workers=workers)
+                         progress=not args.quiet, force=args.force, workers=workers,
+                         directions=args.directions)
     print(f"simulated {s.n_clips} clip(s) into {s.out} in {s.seconds:.1f} s "
           f"(rendering {s.clips_per_second:.1f} clips/s with {workers} worker(s))")
     for split, cats in s.counts.items():
