@@ -7,8 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # Sound sources and the KEMAR HRTF the simulator uses (see README "Data sources").
 APT_RUNTIME := libmysofa1 sound-theme-freedesktop sonic-pi-samples pocketsphinx-testdata espeak-ng
-# The leaderboard page is tested in a real headless browser.
-APT_TEST := chromium chromium-driver
+# The leaderboard page is tested in a real headless browser; its LaTeX tables with pdflatex.
+APT_TEST := chromium chromium-driver texlive-latex-base texlive-latex-recommended
 DEMO_OUT ?= runs/demo
 
 .PHONY: install install-test demo test lint bench clean
