@@ -322,3 +322,34 @@ def test_registered_and_specs() -> None:
     assert specs["lr_correct"].higher_is_better and not specs["itd_error_us"].higher_is_better
     assert all(m.per_clip for m in specs.values())
     assert SpatialCueEvaluator.needs[0] == "sources"
+
+
+# ---- end to end through the scoring runner ---------------------------------------------------
+@pytest.mark.skipif(not HAVE_KEMAR, reason="libmysofa1 KEMAR not installed")
+@pytest.mark.parametrize("mode", ["copy", "mono"])
+def test_scoring_runner_end_to_end(tmp_path: Path, mode: str) -> None:
+    from datagen import make_dataset, write_predictions
+
+    from tas_bench.scoring import ScoreOptions, score
+
+    data, pred = tmp_path / "data", tmp_path / "pred"
+    recs = make_dataset(data, n=4)  # noise at +-60 degrees: near ear leads by 8 samples, far -6 dB
+    write_predictions(pred, data, recs, mode=mode)
+    summary = score(ScoreOptions(data=data, pred=pred, out=tmp_path / "out",
+                                 evaluators=["signal", "cues"], progress=False,
+                                 cache_dir=tmp_path / "cache"))
+    assert summary.n_valid == 4 and not summary.skipped
+    m = summary.metrics
+    assert m["lr_correct_ref"]["mean"] == 1.0 and m["lr_correct_ref"]["evaluator"] == "cues"
+    assert m["itd_ref_us"]["n"] == 4
+    if mode == "copy":
+        assert m["lr_correct"]["mean"] == 1.0
+        # not an HRTF render (flat 6 dB ILD), so only the lateral word is meaningful here
+        assert m["octant_correct"]["mean"] == m["octant_correct_ref"]["mean"]
+        assert m["itd_error_us"]["mean"] == 0.0 and m["ic_error"]["mean"] == 0.0
+        assert m["stft"]["mean"] == 0.0 and m["snr"]["mean"] > 20
+    else:  # the mono mix has no interaural difference: ITD 0, error = the reference's |ITD|
+        assert m["itd_pred_us"]["mean"] == pytest.approx(0.0, abs=1.0)
+        assert m["itd_error_us"]["mean"] == pytest.approx(8 / FS * 1e6, abs=10.0)
+        assert m["ild_error_db"]["mean"] == pytest.approx(20 * math.log10(2), abs=0.2)
+        assert m["lr_correct"]["mean"] == 0.5  # a centred image is called "left" (tie rule)
