@@ -64,7 +64,7 @@ def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: li
     from tas_bench.generate import generate_predictions
     from tas_bench.manifest import MANIFEST_NAME, dataset_fingerprint
     from tas_bench.scoring import ScoreOptions, score
-    from tas_bench.simulate import simulate_dataset
+    from tas_bench.simulate import default_workers, simulate_dataset
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,8 @@ def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: li
                                           f"{data} unchanged"))
     else:
         sim = simulate_dataset(data, preset=preset, seed=seed, n_train=0, n_val=0, n_test=n_test,
-                               progress=progress, force=True)
+                               progress=progress, force=True,
+                               workers=default_workers())
         fp = dataset_fingerprint(data)
         stamp("simulate", {"config": stable_hash(sim_cfg), "fingerprint": fp})
         summary.stages.append(StageReport("simulate", "ran", time.perf_counter() - t0,

@@ -79,6 +79,7 @@ from tas_bench.manifest import (
     dataset_fingerprint,
     write_manifest,
 )
+from tas_bench.presets import PRESETS
 from tas_bench.room import ROOMS, Room, brir, warm_up
 from tas_bench.source_corpus import SourceCorpus, SourceItem, build_corpus, fit_to_length
 
@@ -101,10 +102,6 @@ MIN_DISTANCE_GAP = 1.0
 ROUNDING_MARGIN = 0.1
 MAX_TRIES = 1000
 
-PRESETS: dict[str, dict[str, int]] = {
-    "demo": {"train": 240, "val": 24, "test": 48},
-    "spatialtas": {"train": 376104, "val": 732, "test": 4000},
-}
 #: Category shares per split: train follows the paper (DOA&DE 68 %, relative 32 %), val and
 #: test are balanced like the paper's test set.
 CATEGORY_SHARES: dict[str, dict[str, float]] = {

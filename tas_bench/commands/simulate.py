@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from tas_bench.simulate import PRESETS
+    from tas_bench.presets import PRESETS
 
     p = sub.add_parser(
         "simulate", help="simulate a binaural dataset (HRTF + room + Debian sound sources)",
