@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 LOCALISED_CATEGORY = "single_doa_de"
 DEFAULT_HRTF = "kemar"
+#: Per-clip values that describe a signal rather than score it (for figures, not rankings).
+DESCRIPTIVE_METRICS = ("itd_pred_us", "itd_ref_us", "ild_pred_db", "ild_ref_db")
+#: Ceiling metrics (the localiser on the reference audio) and the metric each one bounds.
+CEILING_METRICS = {"lr_correct_ref": "lr_correct", "octant_correct_ref": "octant_correct"}
 
 
 def is_localisable(clip: Clip) -> bool:

@@ -353,3 +353,11 @@ def test_scoring_runner_end_to_end(tmp_path: Path, mode: str) -> None:
         assert m["itd_error_us"]["mean"] == pytest.approx(8 / FS * 1e6, abs=10.0)
         assert m["ild_error_db"]["mean"] == pytest.approx(20 * math.log10(2), abs=0.2)
         assert m["lr_correct"]["mean"] == 0.5  # a centred image is called "left" (tie rule)
+
+
+def test_descriptive_and_ceiling_names_exist() -> None:
+    from evaluators.cues import CEILING_METRICS, DESCRIPTIVE_METRICS
+
+    names = {m.name for m in SpatialCueEvaluator.metrics}
+    assert set(DESCRIPTIVE_METRICS) <= names
+    assert set(CEILING_METRICS) | set(CEILING_METRICS.values()) <= names
