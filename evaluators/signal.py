@@ -38,6 +38,7 @@ against (1e-6 relative).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,20 +86,39 @@ def stft_frames(x: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_leng
     return torch.fft.rfft(_frames(x, n_fft, hop_length, pad_mode) * w, dim=-1)
 
 
+@functools.lru_cache(maxsize=16)
+def _frame_weight(n_padded: int, n_fft: int, hop_length: int, win_length: int) -> torch.Tensor:
+    """``c[m] = sum_t w[m - t hop]^2`` over the frames covering padded sample m."""
+    w2 = hann_window(win_length, n_fft) ** 2
+    n_frames = 1 + (n_padded - n_fft) // hop_length
+    c = np.zeros(n_frames * hop_length + n_fft)
+    for k in range(0, n_fft, hop_length):  # frames overlap n_fft / hop times: a few strided adds
+        seg = w2[k : k + hop_length]
+        c[k : k + n_frames * hop_length].reshape(n_frames, hop_length)[:, : len(seg)] += seg
+    c = c[:n_padded]
+    return torch.from_numpy(c)
+
+
 def stft_mean_power(x: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_length: int = 400,
                     pad_mode: str = "reflect") -> np.ndarray:
     """``mean(|stft(x)|^2)`` over bins and frames for ``x`` (..., T), without an FFT.
 
     Parseval per frame: the one-sided bins hold half of ``n_fft * sum(frame^2)`` plus half of
-    the DC and (even ``n_fft``) Nyquist powers, which are plain and alternating sums.
+    the DC and (even ``n_fft``) Nyquist powers, which are plain and alternating sums. Summed
+    over frames, the first term is ``sum_m x_pad[m]^2 c[m]`` with ``c`` the overlap-added
+    squared window, so only the two edge bins need per-frame sums.
     """
     w = torch.from_numpy(hann_window(win_length, n_fft))
-    alt = torch.ones(n_fft, dtype=torch.float64)
-    alt[1::2] = -1.0
-    fw = _frames(x, n_fft, hop_length, pad_mode) * w  # (..., frames, n_fft)
-    edge = fw @ torch.stack([torch.ones_like(alt), alt] if n_fft % 2 == 0 else [torch.ones_like(alt)], 1)
-    per_frame = (n_fft * fw.square().sum(dim=-1) + edge.square().sum(dim=-1)) / 2.0
-    return (per_frame.mean(dim=-1) / (n_fft // 2 + 1)).numpy()
+    frames = _frames(x, n_fft, hop_length, pad_mode)  # (..., n_frames, n_fft) view
+    n_frames = frames.shape[-2]
+    padded = frames.as_strided(frames.shape[:-2] + (frames.shape[-1] + (n_frames - 1) * hop_length,),
+                               frames.stride()[:-2] + (1,))
+    c = _frame_weight(padded.shape[-1], n_fft, hop_length, win_length)
+    total = n_fft * (padded.square() @ c)
+    cols = [w] if n_fft % 2 else [w, w * torch.tensor([1.0, -1.0], dtype=torch.float64).repeat(n_fft // 2)]
+    edge = torch.matmul(frames, torch.stack(cols, 1))  # (..., n_frames, 1 or 2): DC, Nyquist
+    total = total + edge.square().sum(dim=(-2, -1))
+    return (total / (2.0 * n_frames * (n_fft // 2 + 1))).numpy()
 
 
 def stft(x: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_length: int = 400,
@@ -126,13 +146,12 @@ def _envelope_t(xt: torch.Tensor) -> torch.Tensor:
 def _phase_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean over the last two axes of the wrapped ``|angle(a) - angle(b)|`` in [0, pi].
 
-    Computed as ``|angle(a conj(b))|`` with exact zeros replaced by 1 (angle 0, as
-    ``np.angle(0) == 0``): one arctangent per bin instead of two.
+    ``atan2`` on contiguous real and imaginary parts: torch vectorises that, not ``angle``.
     """
-    one = torch.ones((), dtype=a.dtype)
-    a = torch.where(a == 0, one, a)
-    b = torch.where(b == 0, one, b)
-    return torch.angle(a * b.conj()).abs_().mean(dim=(-2, -1))
+    ra, rb = torch.view_as_real(a), torch.view_as_real(b)
+    d = torch.atan2(ra[..., 1].contiguous(), ra[..., 0].contiguous())
+    d.sub_(torch.atan2(rb[..., 1].contiguous(), rb[..., 0].contiguous())).abs_()
+    return torch.minimum(d, (2.0 * np.pi - d).clamp_(min=0.0)).mean(dim=(-2, -1))
 
 
 #: Samples per channel processed in one vectorised step: a couple of 10 s clips. Larger stacks
