@@ -29,6 +29,9 @@ single-source clips (its ``name`` when that is a known HRTF such as ``"kemar"``,
 ``path``; ``"kemar"`` when the field is null), or the ``hrtf=`` option to override it. The HRTF's
 name and sha256 are recorded in :meth:`SpatialCueEvaluator.config` once
 :meth:`~SpatialCueEvaluator.check_requirements` has resolved it (the runner calls that first).
+A dataset without single-source clips (e.g. imported recordings) is runnable: the cue metrics
+need no geometry and the localiser values are NaN. ``needs`` lists every manifest field read
+(``sources``, ``category``, ``hrtf``) so cached outputs are keyed on all of them.
 """
 
 from __future__ import annotations
