@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +41,11 @@ def load_system(name: str, device: str = "cpu") -> Any:
     """Instantiate the system ``name``; an unknown name is an error listing the known ones."""
     if name in SYSTEMS:
         factory = SYSTEMS.get(name)
-        return factory()
+        try:
+            takes_device = "device" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            takes_device = False
+        return factory(device=device) if takes_device else factory()
     rec = systems_store.load_record(name)
     if rec is None:
         raise TasBenchError(f"unknown system {name!r}; known: {', '.join(known_names())}",

@@ -185,8 +185,8 @@ def test_checkpoint_of_other_config_or_system(good_run: Path, tmp_path: Path) ->
     (run / "config.json").write_text(json.dumps({**cfg, "kind": "tas"}))
     with pytest.raises(TasBenchError, match="another system kind"):
         load_checkpoint_dir(run, kinds=("pseudobinaural",))
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     from baselines.pseudobinaural.checkpoint import read_model

@@ -31,8 +31,10 @@ def ild_db(x: np.ndarray) -> float:
     return 10.0 * np.log10((el + 1e-12) / (er + 1e-12))
 
 
-def evaluate(system: str, data: str | Path, out: str | Path, baseline: str = "mono-mono") -> dict[str, Any]:
-    """Figures for ``system`` and ``baseline`` on the test split of ``data`` (see module doc)."""
+def evaluate(system: str | Any, data: str | Path, out: str | Path,
+             baseline: str = "mono-mono") -> dict[str, Any]:
+    """Figures for ``system`` (a name or a loaded System) and ``baseline`` on the test split of
+    ``data`` (see module doc)."""
     from baselines.registry import load_system
     from evaluators.signal import signal_metrics_batch
     from tas_bench.generate import generate_predictions
@@ -45,8 +47,9 @@ def evaluate(system: str, data: str | Path, out: str | Path, baseline: str = "mo
     refs = {c.id: read_audio(ds.audio_path(c), channels=2).samples for c in clips}
     singles = [c for c in clips if len(c.sources) == 1]
     report["n_single_source"] = len(singles)
-    for name in (baseline, system):
-        gen = generate_predictions(name, ds.root, out / name, split="test", progress=False)
+    sysobj = load_system(system) if isinstance(system, str) else system
+    for name, obj in ((baseline, baseline), (sysobj.name, sysobj)):
+        gen = generate_predictions(obj, ds.root, out / name, split="test", progress=False)
         preds = {c.id: read_audio(out / name / f"{c.id}.wav", channels=2,
                                   sample_rate=ds.clips[0].sample_rate).samples for c in clips}
         m = {"stft": [], "env": []}
@@ -64,7 +67,6 @@ def evaluate(system: str, data: str | Path, out: str | Path, baseline: str = "mo
     ref_sign = [np.sign(ild_db(refs[c.id])) for c in singles]
     want = [1.0 if c.sources[0].direction[0] == "left" else -1.0 for c in singles]
     report["reference_lateral_accuracy"] = float(np.mean([g == w for g, w in zip(ref_sign, want)]))
-    sysobj = load_system(system)
     flips = []
     for c in singles:
         mono = refs[c.id][0] + refs[c.id][1]
@@ -75,14 +77,39 @@ def evaluate(system: str, data: str | Path, out: str | Path, baseline: str = "mo
     return report
 
 
+def lateral_check(system: str | Any, data: str | Path) -> dict[str, Any]:
+    """Only the single-source figures (lateral accuracy, swap flip rate) on a test split."""
+    from baselines.registry import load_system
+    from tas_bench.prompts import swap_left_right
+
+    ds = load_dataset(data)
+    singles = [c for c in ds.split("test") if len(c.sources) == 1]
+    sysobj = load_system(system) if isinstance(system, str) else system
+    hits, flips, ref_hits = [], [], []
+    for c in singles:
+        ref = read_audio(ds.audio_path(c), channels=2).samples
+        want = 1.0 if c.sources[0].direction[0] == "left" else -1.0
+        mono = ref[0] + ref[1]
+        a, b = sysobj.spatialize_batch([mono, mono], [c.prompt, swap_left_right(c.prompt)],
+                                       c.sample_rate)
+        hits.append(np.sign(ild_db(a)) == want)
+        flips.append(np.sign(ild_db(a)) != np.sign(ild_db(b)))
+        ref_hits.append(np.sign(ild_db(ref)) == want)
+    return {"data": str(ds.root), "n_single_source": len(singles),
+            "lateral_accuracy": float(np.mean(hits)), "swap_flip_rate": float(np.mean(flips)),
+            "reference_lateral_accuracy": float(np.mean(ref_hits))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--system", default="pseudobinaural-demo")
     ap.add_argument("--json", default=None, help="also write the report here")
+    ap.add_argument("--lateral-only", action="store_true",
+                    help="only the single-source lateral accuracy and swap flip rate")
     a = ap.parse_args(argv)
-    rep = evaluate(a.system, a.data, a.out)
+    rep = lateral_check(a.system, a.data) if a.lateral_only else evaluate(a.system, a.data, a.out)
     if a.json:
         write_json_atomic(a.json, rep)
     json.dump(rep, sys.stdout, indent=2)

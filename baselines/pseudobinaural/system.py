@@ -188,7 +188,7 @@ def load_checkpoint_dir(path: str | Path, *, name: str | None = None,
                                 checkpoint_sha256=sha, record=record, device=device)
 
 
-def load_demo() -> PseudoBinauralSystem:
+def load_demo(device: str = "cpu") -> PseudoBinauralSystem:
     """The shipped ``pseudobinaural-demo`` checkpoint (trained on the demo simulated data)."""
     root = Path(__file__).resolve().parent.parent / "checkpoints" / "pseudobinaural-demo"
-    return load_checkpoint_dir(root, name="pseudobinaural-demo")
+    return load_checkpoint_dir(root, name="pseudobinaural-demo", device=device)
