@@ -40,8 +40,14 @@ def _sqrtm(a: np.ndarray) -> np.ndarray:
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """``Tr sqrt(sigma1 @ sigma2)`` for symmetric PSD matrices, from eigenvalues (float64)."""
     w1, v1 = np.linalg.eigh(sigma1)
-    root1 = (v1 * np.sqrt(_clip_noise(w1))) @ v1.T
-    m = root1 @ sigma2 @ root1
+    w1 = _clip_noise(w1)
+    keep = w1 > 0
+    if not keep.any():
+        return 0.0
+    # sqrt(S1) S2 sqrt(S1) = V_r [B^T S2 B] V_r^T with B = V_r sqrt(L_r): same non-zero
+    # eigenvalues as the r x r matrix B^T S2 B (r = rank of S1), which is cheaper when r < d.
+    b = v1[:, keep] * np.sqrt(w1[keep])
+    m = b.T @ sigma2 @ b
     m = 0.5 * (m + m.T)
     return float(np.sum(np.sqrt(_clip_noise(np.linalg.eigvalsh(m)))))
 
