@@ -98,6 +98,10 @@ def test_bad_config() -> None:
         GenerationEvaluator(cnn14_weights="../x.pth")
     with pytest.raises(TasBenchError, match="is_splits"):
         GenerationEvaluator(is_splits=0)
+    with pytest.raises(TasBenchError, match="device"):
+        GenerationEvaluator(device="tpu")
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in (GenerationEvaluator(device="cuda").check_requirements(None) or "")
     e = GenerationEvaluator(panns_rate=32000)
     assert e.sample_rate == 32000 and e.config()["cnn14_weights"] == "Cnn14_mAP=0.431.pth"
     assert GenerationEvaluator().config()["channel_policy"] == "left"

@@ -32,7 +32,9 @@ Differences from the toolbox that are not bit-exact: the toolbox removes DC at t
 before resampling and resamples with torchaudio (FD/KL) or resampy (FAD); here the runner's
 resampler is used and DC is removed after it. Float WAVs are read as floats (the FAD loader
 reads them as int16, a quantisation below -90 dBFS). KL and IS are computed in float64.
-Backbones run in float32 in eval mode under ``torch.no_grad``.
+Backbones run in float32 in eval mode under ``torch.no_grad``, on the CPU by default
+(``device="cuda"`` runs them on a GPU; values then differ from CPU ones at float32 round-off
+and the device is part of the configuration, hence of the cache key).
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class GenerationEvaluator(Evaluator):
         is_splits: int = 10,
         is_seed: int = 2020,
         fd_cross_check: bool = True,
+        device: str = "cpu",
     ) -> None:
         for fld, val in (("channel_policy", channel_policy), ("fad_channel_policy", fad_channel_policy)):
             if val not in CHANNEL_POLICIES:
@@ -114,6 +117,8 @@ class GenerationEvaluator(Evaluator):
         if not isinstance(is_splits, int) or is_splits < 1:
             raise TasBenchError(f"{is_splits!r} must be a positive integer",
                                 field="generation.is_splits")
+        if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+            raise TasBenchError(f"{device!r} must be 'cpu' or 'cuda[:N]'", field="generation.device")
         from tas_bench.weights import check_name
 
         self.channel_policy = channel_policy
@@ -125,6 +130,7 @@ class GenerationEvaluator(Evaluator):
         self.is_splits = int(is_splits)
         self.is_seed = int(is_seed)
         self.fd_cross_check = bool(fd_cross_check)
+        self.device = device
         self._cnn14: cnn14_mod.Cnn14 | None = None
         self._vggish: vggish_mod.VGGish | None = None
 
@@ -144,6 +150,7 @@ class GenerationEvaluator(Evaluator):
             "model_dtype": "float32",
             "frechet_trace": "eigenvalues",
             "fd_cross_check": self.fd_cross_check,
+            "device": self.device,
         }
 
     def _roles(self) -> dict[str, str]:
@@ -151,6 +158,9 @@ class GenerationEvaluator(Evaluator):
 
     def check_requirements(self, dataset: Any) -> str | None:
         from tas_bench.weights import resolve_weight
+
+        if self.device != "cpu" and not torch.cuda.is_available():
+            return f"generation.device is {self.device!r} but CUDA is not available"
 
         for name in self._roles().values():
             try:
@@ -181,7 +191,7 @@ class GenerationEvaluator(Evaluator):
             from tas_bench.weights import resolve_weight
 
             st = resolve_weight(self.cnn14_weights)
-            self._cnn14 = cnn14_mod.load_cnn14(st.path, self.panns_rate)
+            self._cnn14 = cnn14_mod.load_cnn14(st.path, self.panns_rate).to(self.device)
         return self._cnn14
 
     def _load_vggish(self) -> vggish_mod.VGGish:
@@ -189,7 +199,7 @@ class GenerationEvaluator(Evaluator):
             from tas_bench.weights import resolve_weight
 
             st = resolve_weight(self.vggish_weights)
-            self._vggish = vggish_mod.load_vggish(st.path)
+            self._vggish = vggish_mod.load_vggish(st.path).to(self.device)
         return self._vggish
 
     # ---- per clip ----------------------------------------------------------------------------
@@ -204,9 +214,9 @@ class GenerationEvaluator(Evaluator):
             x = x - x.mean()
             if x.shape[0] < MIN_SAMPLES:
                 x = np.pad(x, (0, MIN_SAMPLES - x.shape[0]))
-            e, lg = model(torch.from_numpy(np.ascontiguousarray(x))[None, :])
-            embs.append(e[0].numpy())
-            logits.append(lg[0].numpy())
+            e, lg = model(torch.from_numpy(np.ascontiguousarray(x))[None, :].to(self.device))
+            embs.append(e[0].cpu().numpy())
+            logits.append(lg[0].cpu().numpy())
         return np.stack(embs).astype(np.float32), np.stack(logits).astype(np.float32)
 
     @torch.no_grad()

@@ -118,8 +118,9 @@ class VGGish(nn.Module):
         ex = log_mel_examples(wave)
         if ex.shape[0] == 0:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        t = torch.from_numpy(ex).float()[:, None, :, :]
-        return self(t).numpy().astype(np.float32, copy=False)
+        device = next(self.parameters()).device
+        t = torch.from_numpy(ex).float()[:, None, :, :].to(device)
+        return self(t).cpu().numpy().astype(np.float32, copy=False)
 
 
 def build_vggish() -> VGGish:
