@@ -4,6 +4,7 @@ and safe checkpoint loading. Models are randomly initialised (no pretrained weig
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import librosa
@@ -154,6 +155,16 @@ def test_load_safetensors_and_official_layouts(tmp_path: Path) -> None:
     torch.save({"model": state, "iteration": np.arange(3, dtype=np.int64), "epoch": 5},
                tmp_path / "official.pth")
     _check_loaded(tmp_path / "official.pth", state)
+    # the same written by NumPy 1.x, which names the array reconstructor numpy.core.multiarray
+    with zipfile.ZipFile(tmp_path / "official.pth") as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    pkl = next(n for n in entries if n.endswith("data.pkl"))
+    assert b"numpy._core.multiarray" in entries[pkl]
+    entries[pkl] = entries[pkl].replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    with zipfile.ZipFile(tmp_path / "numpy1.pth", "w", compression=zipfile.ZIP_STORED) as z:
+        for n, data in entries.items():
+            z.writestr(n, data)
+    _check_loaded(tmp_path / "numpy1.pth", state)
     # float16 storage is cast to the model's float32
     save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
               tmp_path / "half.safetensors")

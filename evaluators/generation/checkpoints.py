@@ -24,6 +24,8 @@ def _numpy_safe_globals() -> list:
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray as _ma  # type: ignore[no-redef]
     out.append(_ma._reconstruct)
+    # files written with NumPy 1.x (the official PANNs checkpoints) name it numpy.core...
+    out.append((_ma._reconstruct, "numpy.core.multiarray._reconstruct"))
     out.extend(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType"))
     return out
 
