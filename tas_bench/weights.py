@@ -152,10 +152,19 @@ def _read_registry(root: Path) -> dict[str, dict[str, Any]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TasBenchError(f"malformed weights registry ({exc}); delete it to rebuild it",
                             path=path) from None
-    if not isinstance(data, dict):
-        raise TasBenchError("malformed weights registry (expected an object); delete it to "
-                            "rebuild it", path=path)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise TasBenchError("malformed weights registry (expected an object of objects); delete "
+                            "it to rebuild it", path=path)
     return data
+
+
+def _files_in(folder: Path) -> list[str]:
+    """Weight files lying in the store folder (not the registry, partial or hidden files)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and p.name != REGISTRY and not p.name.endswith(".part")
+                  and _NAME_RE.match(p.name))
 
 
 def _write_registry(root: Path, data: dict[str, dict[str, Any]]) -> None:
@@ -228,7 +237,7 @@ def list_weights(root: str | os.PathLike[str] | None = None) -> list[WeightStatu
     """Every known weight (present or missing) and every other file registered in the store."""
     folder = _root(root)
     registry = _read_registry(folder) if folder.is_dir() else {}
-    names = list(KNOWN) + sorted(n for n in registry if n not in KNOWN)
+    names = list(dict.fromkeys(list(KNOWN) + sorted(set(registry) | set(_files_in(folder)))))
     out = []
     changed = False
     for name in names:
@@ -246,13 +255,15 @@ def list_weights(root: str | os.PathLike[str] | None = None) -> list[WeightStatu
 
 
 def add_weight(name: str, source: str | os.PathLike[str], *, force: bool = False,
-               root: str | os.PathLike[str] | None = None,
+               link: bool = False, root: str | os.PathLike[str] | None = None,
                warn: Callable[[str], None] | None = None) -> WeightStatus:
-    """Copy the user's file ``source`` into the store as ``name`` and record its sha256.
+    """Copy (or, with ``link``, symlink) the user's file ``source`` into the store as ``name``
+    and record its sha256.
 
     An unknown ``name`` registers a custom weight; a known name whose bytes differ from the
     official file is stored but marked custom (``warn`` gets a message). An existing different
-    file is only replaced with ``force``.
+    file is only replaced with ``force``. A linked file that changes later is rehashed on next
+    use (the cached hash is keyed by size and mtime).
     """
     check_name(name)
     src = Path(source).expanduser()
@@ -270,7 +281,14 @@ def add_weight(name: str, source: str | os.PathLike[str], *, force: bool = False
         elif not force and sha256_file(dest) != digest:
             raise TasBenchError(f"{name} is already in the store with different content",
                                 path=dest, hint="add --force to replace it")
-    if dest.resolve() != src.resolve():
+    if link:
+        if not (dest.exists() and dest.resolve() == src.resolve()):
+            tmp_link = folder / f".{name}.link"
+            with contextlib.suppress(FileNotFoundError):
+                tmp_link.unlink()
+            tmp_link.symlink_to(src.resolve())
+            os.replace(tmp_link, dest)
+    elif dest.resolve() != src.resolve():
         with atomic_path(dest) as tmp:
             shutil.copyfile(src, tmp)
         if sha256_file(dest) != digest:  # the source changed while copying
@@ -299,7 +317,8 @@ def verify_weights(name: str | None = None,
         check_name(name)
         names = [name]
     else:
-        names = [n for n in list(KNOWN) + sorted(registry) if (folder / n).is_file()]
+        names = [n for n in list(KNOWN) + sorted(set(registry) | set(_files_in(folder)))
+                 if (folder / n).is_file()]
         names = list(dict.fromkeys(names))
     out = []
     for n in names:

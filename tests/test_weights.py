@@ -308,3 +308,26 @@ def test_command(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     with pytest.raises(TasBenchError):
         _run(["weights", "add", "official.pth", str(tmp_path / "missing")])
     assert _run(["weights"]) == 2
+
+
+def test_add_link_and_dropped_files_listed(store: Path, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    src.write_bytes(PAYLOAD)
+    st = W.add_weight("linked.bin", src, link=True)
+    assert (store / "linked.bin").is_symlink() and st.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    src.write_bytes(b"changed later")  # a linked file is rehashed when it changes
+    assert W.resolve_weight("linked.bin").sha256 == hashlib.sha256(b"changed later").hexdigest()
+    (store / "dropped.safetensors").write_bytes(b"abc")  # copied in by hand, never added
+    (store / "half.pth.part").write_bytes(b"abc")
+    names = [r.name for r in W.list_weights()]
+    assert "dropped.safetensors" in names and "linked.bin" in names
+    assert "half.pth.part" not in names and W.REGISTRY not in names
+    assert {r.name for r in W.verify_weights()} == {"dropped.safetensors", "linked.bin"}
+
+
+def test_registry_with_bad_entry(store: Path) -> None:
+    store.mkdir(parents=True)
+    (store / W.REGISTRY).write_text('{"a.pth": 3}')
+    (store / "a.pth").write_bytes(b"x")
+    with pytest.raises(TasBenchError, match="malformed weights registry"):
+        W.resolve_weight("a.pth")

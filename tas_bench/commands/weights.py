@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("name", metavar="NAME")
     a.add_argument("path", metavar="PATH")
     a.add_argument("--force", action="store_true", help="replace a different file of that name")
+    a.add_argument("--link", action="store_true",
+                   help="symlink to PATH instead of copying (PATH must stay where it is)")
     v = sub.add_parser("verify", help="recompute sha256 of installed weights and compare")
     v.add_argument("name", metavar="NAME", nargs="?")
     d = sub.add_parser("download", help="download a weight (needs network; resumable)")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         _print_table(store.list_weights())
         return 0
     if action == "add":
-        st = store.add_weight(args.name, args.path, force=args.force,
+        st = store.add_weight(args.name, args.path, force=args.force, link=args.link,
                               warn=lambda m: print(f"warning: {m}", file=sys.stderr))
         print(f"{st.name}: {st.status}, sha256 {st.sha256} -> {st.path}")
         return 0
