@@ -31,7 +31,10 @@ VGGish). The runner hands (2, T) audio at ``sample_rate`` = ``panns_rate`` (1600
 Differences from the toolbox that are not bit-exact: the toolbox removes DC at the file rate
 before resampling and resamples with torchaudio (FD/KL) or resampy (FAD); here the runner's
 resampler is used and DC is removed after it. Float WAVs are read as floats (the FAD loader
-reads them as int16, a quantisation below -90 dBFS). KL and IS are computed in float64.
+reads them as int16, a quantisation below -90 dBFS). KL, IS and the Gaussian statistics are
+computed in float64 (the toolbox takes the embedding means in float32 and KL in float32 torch).
+FD/FAD take Tr sqrt(S1 S2) from eigenvalues, with scipy's ``sqrtm`` (the toolbox's route) as a
+cross-check (``fd_cross_check``; about a minute for 2048 dimensions on two CPU cores).
 Backbones run in float32 in eval mode under ``torch.no_grad``, on the CPU by default
 (``device="cuda"`` runs them on a GPU; values then differ from CPU ones at float32 round-off
 and the device is part of the configuration, hence of the cache key).
