@@ -97,6 +97,7 @@ def _register_random_backbones(root: Path) -> dict[str, str]:
     from tas_bench.weights import add_weight
 
     torch.manual_seed(0)
+    root.mkdir(parents=True, exist_ok=True)
     names = {}
     for name, model in (("bench-cnn14-random", build_cnn14(16000)), ("bench-vggish-random", build_vggish())):
         path = root / f"{name}.pth"

@@ -114,11 +114,19 @@ def stft_mean_power(x: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_
     padded = frames.as_strided(frames.shape[:-2] + (frames.shape[-1] + (n_frames - 1) * hop_length,),
                                frames.stride()[:-2] + (1,))
     c = _frame_weight(padded.shape[-1], n_fft, hop_length, win_length)
-    total = n_fft * (padded.square() @ c)
     cols = [w] if n_fft % 2 else [w, w * torch.tensor([1.0, -1.0], dtype=torch.float64).repeat(n_fft // 2)]
-    edge = torch.matmul(frames, torch.stack(cols, 1))  # (..., n_frames, 1 or 2): DC, Nyquist
-    total = total + edge.square().sum(dim=(-2, -1))
-    return (total / (2.0 * n_frames * (n_fft // 2 + 1))).numpy()
+    edge_w = torch.stack(cols, 1)
+    lead = padded.shape[:-1]
+    flat_padded = padded.reshape(-1, padded.shape[-1])
+    flat_frames = frames.reshape(-1, n_frames, frames.shape[-1])
+    total = torch.empty(flat_padded.shape[0], dtype=torch.float64)
+    # One signal at a time: a batched BLAS call blocks differently for different batch sizes,
+    # which would make a clip's value depend on which clips share its batch (and so on how
+    # scoring was sharded). Per-signal calls give the same bits whatever the batch.
+    for i in range(flat_padded.shape[0]):
+        edge = flat_frames[i] @ edge_w  # (n_frames, 1 or 2): DC and Nyquist bins
+        total[i] = n_fft * (flat_padded[i].square() @ c) + edge.square().sum()
+    return (total.reshape(lead) / (2.0 * n_frames * (n_fft // 2 + 1))).numpy()
 
 
 def stft(x: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_length: int = 400,

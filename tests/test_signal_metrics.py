@@ -296,3 +296,28 @@ def test_threads_option_changes_nothing_and_is_restored() -> None:
     assert SignalEvaluator(threads=2).config() == SignalEvaluator().config()
     with pytest.raises(TasBenchError):
         SignalEvaluator(threads=0)
+
+
+def test_per_clip_values_do_not_depend_on_batch_composition() -> None:
+    """Sharded scoring must give the same bits as unsharded: a clip's values may not depend on
+    which other clips share its batch."""
+    from evaluators.cues import SpatialCueEvaluator
+
+    rng = np.random.default_rng(3)
+    pred = rng.standard_normal((6, 2, 4000)) * 0.1
+    gt = rng.standard_normal((6, 2, 4000)) * 0.1
+    kw = dict(normalize=True, pad_mode="reflect", n_fft=512, hop_length=160, win_length=400)
+    whole = signal_metrics_batch(pred, gt, **kw)
+    for idx in ([0], [1, 3], [2, 4, 5]):
+        part = signal_metrics_batch(pred[idx], gt[idx], **kw)
+        for k, v in part.items():
+            assert np.array_equal(v, whole[k][idx]), k
+    ev = SpatialCueEvaluator()
+    clips = [_clip(f"c{i}") for i in range(6)]
+    items = [ClipInput(clips[i], pred[i], gt[i], 16000) for i in range(6)]
+    all_out = ev.process_batch(items)
+    some = ev.process_batch(items[2:4])
+    for a, b in zip(all_out[2:4], some):
+        assert a.values.keys() == b.values.keys()
+        for k in a.values:
+            assert np.array_equal(a.values[k], b.values[k], equal_nan=True), k

@@ -64,15 +64,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_distributed(opts) -> int:  # noqa: ANN001
-    """Under ``accelerate launch``: every process fills the cache with its shard, then the
-    main process assembles the results from the cache (exact: same code path as one process)."""
+    """Under ``accelerate launch`` / ``torchrun`` (WORLD_SIZE > 1): every process fills the cache
+    with its shard, then the main process assembles the results from the cache (exact: the same
+    code path as one process)."""
     from dataclasses import replace
 
+    import torch
     from accelerate import PartialState
 
     from tas_bench.scoring import score
 
-    state = PartialState()
+    # without GPUs, a CPU (gloo) process group; under `accelerate launch --multi_gpu`, NCCL
+    state = PartialState(cpu=not torch.cuda.is_available())
     if opts.use_cache is False:
         raise TasBenchError("distributed scoring needs the cache (it is how shards hand results over)")
     score(replace(opts, shard=(state.process_index, state.num_processes), progress=opts.progress and state.is_main_process))
