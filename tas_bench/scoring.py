@@ -192,6 +192,7 @@ class _Scorer:
         self.evaluators = evaluators
         self.cache = cache
         self.out_embed = out_embed
+        self.clip_keys: dict[str, dict[str, str]] = {ev.name: {} for ev in evaluators}
         self.meta = {
             ev.name: {
                 "name": ev.name, "version": ev.version, "config_hash": stable_hash(ev.config()),
@@ -219,6 +220,7 @@ class _Scorer:
             for i, item in enumerate(items):
                 k = self.key(ev, item)
                 keys[(ev.name, i)] = k
+                self.clip_keys[ev.name][item.clip.id] = k
                 hit = self.cache.get(k)
                 if hit is None:
                     todo.setdefault(ev.name, []).append(i)
@@ -275,6 +277,24 @@ class _Scorer:
         if not np.any(pred.samples):
             notes.append(f"{item.clip.id}: prediction is all-silent")
         return _match_length(pred.samples, n), ref.samples
+
+
+def _corpus_metrics(ev: Evaluator, clips: list[Clip], outs: dict[str, ClipOutput], scorer: _Scorer,
+                    cache: OutputCache) -> dict[str, Any]:
+    """``ev.compute`` over the clips' outputs in manifest order, cached under a key made of the
+    evaluator's identity and every clip's output key (some corpus metrics - FD's matrix square
+    root cross-check - cost more than reading the per-clip outputs)."""
+    key = cache.key({**scorer.meta[ev.name], "corpus": [[c.id, scorer.clip_keys[ev.name][c.id]] for c in clips]})
+    hit = cache.get(key)
+    if hit is not None and "corpus_json" in hit.arrays:
+        return json.loads(hit.arrays["corpus_json"].tobytes().decode("utf-8"))
+    state = ev.init_state()
+    for c in clips:
+        ev.update_state(state, c.id, outs[c.id])
+    corpus = ev.compute(state)
+    blob = json.dumps(corpus, default=float, allow_nan=True).encode("utf-8")
+    cache.put(key, ClipOutput(arrays={"corpus_json": np.frombuffer(blob, dtype=np.uint8)}))
+    return json.loads(blob.decode("utf-8"))
 
 
 def score(opts: ScoreOptions) -> ScoreSummary:
@@ -344,10 +364,7 @@ def score(opts: ScoreOptions) -> ScoreSummary:
                                   "higher_is_better": spec.higher_is_better, "unit": spec.unit,
                                   "per_clip": True, "description": spec.description}
         if ev.corpus_metrics():
-            state = ev.init_state()
-            for c in valid:
-                ev.update_state(state, c.id, outs[c.id])
-            corpus = ev.compute(state)
+            corpus = _corpus_metrics(ev, valid, outs, scorer, cache)
             for w in corpus.get("warnings", []):
                 warnings.append(f"{ev.name}: {w}")
             for spec in ev.corpus_metrics():

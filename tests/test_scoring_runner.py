@@ -95,7 +95,7 @@ def test_results_files_and_cache(setup, tmp_path: Path) -> None:
     # rerun: everything from the cache, identical numbers
     CALLS.clear()
     s2 = score(_opts(data, pred, tmp_path / "res2", tmp_path / "cache"))
-    assert CALLS == [] and s2.cache_hits == 5
+    assert CALLS == [] and s2.cache_hits == 6  # 5 clips + the corpus metrics
     assert read_results(tmp_path / "res2")["metrics"] == doc["metrics"]
     # a changed prediction is recomputed, never served stale
     write_predictions(pred, data, recs[:1], mode="copy")
