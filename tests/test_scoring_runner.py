@@ -173,3 +173,12 @@ def test_requirements_and_options(setup, tmp_path: Path) -> None:
         "signal": {"normalize": False}, "g": {"x": "abc"}}
     with pytest.raises(TasBenchError, match="EVALUATOR.KEY=VALUE"):
         parse_evaluator_options(["normalize=false"])
+
+
+def test_save_embeddings_writes_arrays_per_clip(setup, tmp_path: Path) -> None:
+    data, pred, recs = setup
+    score(_opts(data, pred, tmp_path / "res", tmp_path / "cache", save_embeddings=True))
+    files = sorted((tmp_path / "res" / "embeddings" / "test-mse").glob("*.npz"))
+    assert [f.stem for f in files] == [r["id"] for r in recs]
+    with np.load(files[0], allow_pickle=False) as z:
+        assert z["sse"].shape == (2,) and z["sse"][1] == 2 * 16000
