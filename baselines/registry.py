@@ -22,6 +22,7 @@ from tas_bench.registry import Registry
 SYSTEMS: Registry = Registry("system", "tas_bench.systems")
 SYSTEMS.register("mono-mono", "baselines.mono_mono:MonoMono")
 SYSTEMS.register("pseudobinaural-demo", "baselines.pseudobinaural.system:load_demo")
+SYSTEMS.register("pseudobinaural-notext-demo", "baselines.pseudobinaural.system:load_notext_demo")
 
 #: Kinds that ``tas-bench train`` / ``register`` know, with the loader of their run folders.
 TRAINABLE = {
@@ -29,7 +30,11 @@ TRAINABLE = {
     "pseudobinaural-notext": "baselines.pseudobinaural.train:train_pseudobinaural",
 }
 
-DEMO_DIR = Path(__file__).resolve().parent / "checkpoints" / "pseudobinaural-demo"
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+DEMO_DIR = CHECKPOINTS_DIR / "pseudobinaural-demo"
+#: Built-in systems backed by a shipped checkpoint folder (their card is read from card.json).
+SHIPPED = {"pseudobinaural-demo": DEMO_DIR,
+           "pseudobinaural-notext-demo": CHECKPOINTS_DIR / "pseudobinaural-notext-demo"}
 
 
 def known_names() -> list[str]:
@@ -69,8 +74,8 @@ def _load_registered(rec: dict[str, Any], device: str = "cpu") -> Any:
 
 def describe(name: str) -> dict[str, Any]:
     """The card of system ``name`` (built-in cards are read without loading model weights)."""
-    if name == "pseudobinaural-demo" and (DEMO_DIR / "card.json").is_file():
-        card = json.loads((DEMO_DIR / "card.json").read_text(encoding="utf-8"))
+    if name in SHIPPED and (SHIPPED[name] / "card.json").is_file():
+        card = json.loads((SHIPPED[name] / "card.json").read_text(encoding="utf-8"))
         return {k: v for k, v in card.items() if k not in ("evaluation",)} | {"name": name}
     if name in SYSTEMS:
         obj = SYSTEMS.get(name)

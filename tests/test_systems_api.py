@@ -248,15 +248,38 @@ def test_register_and_load_user_system(tiny_run: Path, tmp_path: Path,
         register_run("Bad Name!", tiny_run)
 
 
-def test_shipped_demo_checkpoint() -> None:
-    from baselines.registry import DEMO_DIR, describe, load_system
+@pytest.mark.parametrize("name", ["pseudobinaural-demo", "pseudobinaural-notext-demo"])
+def test_shipped_checkpoints(name: str) -> None:
+    from baselines.registry import SHIPPED, describe, load_system
 
-    assert (DEMO_DIR / "model.safetensors").stat().st_size <= 25 * 2**20
-    card = json.loads((DEMO_DIR / "card.json").read_text())
-    for key in ("command", "training_data", "seed", "git_commit", "revision"):
+    folder = SHIPPED[name]
+    assert (folder / "model.safetensors").stat().st_size <= 25 * 2**20
+    card = json.loads((folder / "card.json").read_text())
+    for key in ("command", "data_command", "training_data", "seed", "git_commit", "revision",
+                "evaluation"):
         assert card.get(key) is not None, key
-    assert (DEMO_DIR / "train_log.csv").is_file()
-    s = load_system("pseudobinaural-demo")
-    assert s.card()["revision"] == describe("pseudobinaural-demo")["revision"] == card["revision"]
+    assert (folder / "train_log.csv").is_file()
+    s = load_system(name)
+    assert s.card()["revision"] == describe(name)["revision"] == card["revision"]
     y = s.spatialize(_noise(20000), "The bell is located left, front, above, 2m away.", SR)
     assert y.shape == (2, 20000)
+
+
+@pytest.mark.slow
+def test_shipped_demo_beats_mono_mono_on_unseen_seed(tmp_path: Path) -> None:
+    """Acceptance check on a demo test split simulated with a seed the checkpoint never saw."""
+    from baselines.pseudobinaural.demo_eval import evaluate, lateral_check
+    from tas_bench.simulate import simulate_dataset
+
+    data = tmp_path / "test"
+    simulate_dataset(data, preset="demo", seed=777, n_train=0, n_val=0, n_test=40, duration=3.0,
+                     progress=False)
+    rep = evaluate("pseudobinaural-demo", data, tmp_path / "pred")
+    pb, mm = rep["systems"]["pseudobinaural-demo"], rep["systems"]["mono-mono"]
+    assert pb["stft"] < mm["stft"] and pb["env"] < mm["env"]
+    lat = lateral_check("pseudobinaural-demo", data)
+    assert lat["n_single_source"] >= 8
+    assert lat["lateral_accuracy"] >= 0.7  # chance is 0.5
+    assert lat["swap_flip_rate"] >= 0.6  # swapping left/right in the prompt flips the ILD sign
+    nt = lateral_check("pseudobinaural-notext-demo", data)
+    assert nt["swap_flip_rate"] == 0.0  # the no-text ablation cannot react to the prompt

@@ -192,3 +192,9 @@ def load_demo(device: str = "cpu") -> PseudoBinauralSystem:
     """The shipped ``pseudobinaural-demo`` checkpoint (trained on the demo simulated data)."""
     root = Path(__file__).resolve().parent.parent / "checkpoints" / "pseudobinaural-demo"
     return load_checkpoint_dir(root, name="pseudobinaural-demo", device=device)
+
+
+def load_notext_demo(device: str = "cpu") -> PseudoBinauralSystem:
+    """The shipped ``pseudobinaural-notext-demo`` ablation (same network and data, no text)."""
+    root = Path(__file__).resolve().parent.parent / "checkpoints" / "pseudobinaural-notext-demo"
+    return load_checkpoint_dir(root, name="pseudobinaural-notext-demo", device=device)
