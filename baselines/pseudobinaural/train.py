@@ -119,17 +119,19 @@ def train_pseudobinaural(kind: str, data: str | Path, out: str | Path, *,
     out = Path(out)
     ds = load_dataset(data)
     fingerprint = dataset_fingerprint(ds.root, ds.clips)
-    if (out / CONFIG_FILE).is_file():
-        _check_same_run(out, cfg, fingerprint)
-    elif out.exists() and any(out.iterdir()):
-        raise TasBenchError("output folder exists and is not a PseudoBinaural run; choose a new "
-                            "--out", path=out)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     on_gpu = torch.cuda.is_available()
     accel = Accelerator(mixed_precision=cfg.mixed_precision if on_gpu else "no",
                         cpu=not on_gpu)
     main = accel.is_main_process
+    # only the main process looks at (and later writes) the run folder: no races between ranks
+    if main and (out / CONFIG_FILE).is_file():
+        _check_same_run(out, cfg, fingerprint)
+    elif main and out.exists() and any(out.iterdir()):
+        raise TasBenchError("output folder exists and is not a PseudoBinaural run; choose a new "
+                            "--out", path=out)
+    accel.wait_for_everyone()
 
     train_clips = load_split(ds, "train", cfg.sample_rate)
     val_clips = load_split(ds, "val", cfg.sample_rate)
@@ -158,6 +160,7 @@ def train_pseudobinaural(kind: str, data: str | Path, out: str | Path, *,
         write_json_atomic(out / DATA_FILE, {"path": str(ds.root), "fingerprint": fingerprint,
                                             "train_clips": len(train_clips),
                                             "val_clips": len(val_clips)})
+    accel.wait_for_everyone()
     net, opt = accel.prepare(net, opt)
     raw = accel.unwrap_model(net)
     sampler = WindowSampler(train_clips, cfg.window_samples, cfg.batch_size, cfg.seed,
