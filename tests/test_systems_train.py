@@ -265,3 +265,34 @@ def test_t5_text_encoder_from_local_folder(data: Path, tmp_path: Path) -> None:
         load_checkpoint_dir(tmp_path / "run")
     with pytest.raises(TasBenchError, match="FLAN-T5 folder not found"):
         train_tiny(data, tmp_path / "run2", steps=10, text_encoder="t5", t5_path=str(tmp_path / "no"))
+
+
+def test_lazy_and_preloaded_windows_are_identical(data: Path) -> None:
+    from baselines.pseudobinaural.data import ClipArrays, LazyClip, WindowSampler, load_split
+
+    eager = load_split(data, "train", 16000, preload=True)
+    lazy = load_split(data, "train", 16000, preload=False)
+    assert all(isinstance(c, ClipArrays) for c in eager) and all(isinstance(c, LazyClip) for c in lazy)
+    a = WindowSampler(eager, 10080, 4, seed=3, target_rms=0.1).batch(5)
+    b = WindowSampler(lazy, 10080, 4, seed=3, target_rms=0.1).batch(5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+    # clips at another rate than the model's are decoded and resampled even in lazy mode
+    assert all(isinstance(c, ClipArrays) for c in load_split(data, "train", 8000, preload=False))
+
+
+def test_multi_process_training_under_torchrun(data: Path, tmp_path: Path) -> None:
+    """The unchanged command runs as 2 distributed CPU processes (what `accelerate launch` does)."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed next to the interpreter")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "tas_bench.cli", "train", "pseudobinaural",
+           "--data", str(data), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--steps", "10",
+           "--no-progress"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("trained pseudobinaural") == 1  # only the main process reports
+    rec = json.loads((tmp_path / "ddp" / "run.json").read_text())
+    assert rec["steps"] == 10

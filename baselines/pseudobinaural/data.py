@@ -1,6 +1,7 @@
 """Training and validation windows from a tas-bench dataset.
 
-Each clip's binaural wav is read once at the model's rate; ``m = L + R`` and ``d = L - R``. A
+Each clip's binaural wav is held in memory at the model's rate (or, for splits too large for
+memory, read window by window from disk); ``m = L + R`` and ``d = L - R``. A
 training batch is a set of random 0.63 s windows whose choice depends only on (seed, step,
 process index), so a resumed run sees exactly the batches an uninterrupted run would. Each
 window's mix is RMS-normalised to ``target_rms`` (Mono2Binaural) and the same gain is applied
@@ -13,28 +14,79 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from tas_bench.audio_io import read_audio
 from tas_bench.errors import TasBenchError
 from tas_bench.manifest import Dataset, load_dataset
 
+#: Above this many bytes of decoded train audio the clips are read window by window from disk.
+PRELOAD_LIMIT_BYTES = 2 * 2**30
+
 
 @dataclass
 class ClipArrays:
-    """One clip at the model rate: mix ``m``, difference ``d`` (float32, (T,)) and its prompt."""
+    """One clip held in memory at the model rate: mix ``m``, difference ``d`` (float32, (T,))."""
 
     id: str
     mix: np.ndarray
     diff: np.ndarray
     prompt: str
 
+    @property
+    def length(self) -> int:
+        return int(self.mix.shape[0])
 
-def load_split(data: Dataset | str | Path, split: str, sample_rate: int) -> list[ClipArrays]:
-    """Read every clip of ``split`` as (m, d, prompt) at ``sample_rate`` Hz."""
+    def window(self, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.mix[start: start + width], self.diff[start: start + width]
+
+
+@dataclass
+class LazyClip:
+    """A clip read from disk one window at a time (its file is already at the model rate)."""
+
+    id: str
+    path: Path
+    length: int
+    prompt: str
+
+    def window(self, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            a, _ = sf.read(str(self.path), start=start, frames=width, dtype="float32",
+                           always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise TasBenchError(f"unreadable or truncated audio file ({exc})", path=self.path) from None
+        if not np.isfinite(a).all():
+            raise TasBenchError("contains NaN or Inf samples", path=self.path)
+        return a[:, 0] + a[:, 1], a[:, 0] - a[:, 1]
+
+
+def load_split(data: Dataset | str | Path, split: str, sample_rate: int,
+               preload: bool | None = None) -> list[ClipArrays | LazyClip]:
+    """The clips of ``split`` as (m, d, prompt) sources at ``sample_rate`` Hz.
+
+    ``preload=None`` holds the split in memory when it decodes to at most
+    :data:`PRELOAD_LIMIT_BYTES`, else reads windows from disk on demand (clips stored at another
+    rate are always decoded and resampled up front). Both give the same windows.
+    """
     ds = data if isinstance(data, Dataset) else load_dataset(data)
-    out = []
-    for clip in ds.split(split):
-        a = read_audio(ds.audio_path(clip), channels=2, sample_rate=sample_rate).samples
+    clips = ds.split(split)
+    if preload is None:
+        preload = sum(c.duration for c in clips) * sample_rate * 8 <= PRELOAD_LIMIT_BYTES
+    out: list[ClipArrays | LazyClip] = []
+    for clip in clips:
+        path = ds.audio_path(clip)
+        if not preload:
+            try:
+                info = sf.info(str(path))
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise TasBenchError(f"unreadable audio file ({exc})", path=path) from None
+            if info.channels != 2:
+                raise TasBenchError(f"expected 2 channels, found {info.channels}", path=path)
+            if info.samplerate == sample_rate and info.frames > 0:
+                out.append(LazyClip(clip.id, path, int(info.frames), clip.prompt))
+                continue
+        a = read_audio(path, channels=2, sample_rate=sample_rate).samples
         out.append(ClipArrays(clip.id, (a[0] + a[1]).astype(np.float32),
                               (a[0] - a[1]).astype(np.float32), clip.prompt))
     return out
@@ -47,8 +99,8 @@ def normalise(mix: np.ndarray, diff: np.ndarray, target_rms: float) -> tuple[np.
     return (mix * gain).astype(np.float32), (diff * gain).astype(np.float32), gain
 
 
-def _window(c: ClipArrays, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    m, d = c.mix[start: start + width], c.diff[start: start + width]
+def _window(c: ClipArrays | LazyClip, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    m, d = c.window(start, width)
     if m.shape[0] < width:  # clips shorter than a window are zero-padded
         m = np.pad(m, (0, width - m.shape[0]))
         d = np.pad(d, (0, width - d.shape[0]))
@@ -58,7 +110,7 @@ def _window(c: ClipArrays, start: int, width: int) -> tuple[np.ndarray, np.ndarr
 class WindowSampler:
     """Deterministic random windows: ``batch(step)`` -> (mix (B,W), diff (B,W), prompts)."""
 
-    def __init__(self, clips: list[ClipArrays], width: int, batch_size: int, seed: int,
+    def __init__(self, clips: list[ClipArrays | LazyClip], width: int, batch_size: int, seed: int,
                  target_rms: float, rank: int = 0) -> None:
         if not clips:
             raise TasBenchError("no training clips (the dataset has no 'train' split)", field="split")
@@ -70,7 +122,7 @@ class WindowSampler:
         mixes, diffs, prompts = [], [], []
         for _ in range(self.batch_size):
             c = self.clips[int(rng.integers(len(self.clips)))]
-            start = int(rng.integers(max(1, c.mix.shape[0] - self.width + 1)))
+            start = int(rng.integers(max(1, c.length - self.width + 1)))
             m, d = _window(c, start, self.width)
             m, d, _ = normalise(m, d, self.target_rms)
             mixes.append(m)
@@ -79,13 +131,13 @@ class WindowSampler:
         return np.stack(mixes), np.stack(diffs), prompts
 
 
-def fixed_windows(clips: list[ClipArrays], width: int, n: int, target_rms: float
+def fixed_windows(clips: list[ClipArrays | LazyClip], width: int, n: int, target_rms: float
                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Up to ``n`` validation windows: the centre window of each clip, cycling through clips."""
     mixes, diffs, prompts = [], [], []
     for i in range(min(n, len(clips))):
         c = clips[i]
-        start = max(0, (c.mix.shape[0] - width) // 2)
+        start = max(0, (c.length - width) // 2)
         m, d = _window(c, start, width)
         m, d, _ = normalise(m, d, target_rms)
         mixes.append(m)
