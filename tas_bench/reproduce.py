@@ -16,6 +16,7 @@ scoring are themselves resumable/cached, so an interrupted run picks up where it
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,20 @@ def _load_stages(out: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def _stale_predictions(pred: Path, fingerprint: str, revision: str | None) -> bool:
+    """True when ``pred`` holds predictions made for another dataset or system revision."""
+    path = pred / "system.json"
+    if not path.is_file():
+        return False
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        old_fp = meta.get("dataset_fingerprint")
+        old_rev = (meta.get("system") or {}).get("revision")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return True
+    return old_fp != fingerprint or old_rev != revision
+
+
 def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: list[str] | None = None,
               evaluators: list[str] | None = None, n_test: int | None = None,
               progress: bool = True, log=print) -> ReproduceSummary:  # noqa: ANN001
@@ -66,6 +81,12 @@ def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: li
     from tas_bench.scoring import ScoreOptions, score
     from tas_bench.simulate import default_workers, simulate_dataset
 
+    cards = list_systems()
+    names = systems or [c["name"] for c in cards]
+    known = {c["name"] for c in cards}
+    for name in names:
+        if name not in known:
+            raise TasBenchError(f"unknown system {name!r}; known: {', '.join(sorted(known))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stamps = _load_stages(out)
@@ -97,15 +118,13 @@ def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: li
     log(f"[1/4] dataset {data} ({summary.stages[-1].status}, fingerprint {fp[:12]})")
 
     # 2-3. generate and score each system --------------------------------------------------
-    cards = list_systems()
-    names = systems or [c["name"] for c in cards]
-    known = {c["name"] for c in cards}
-    for name in names:
-        if name not in known:
-            raise TasBenchError(f"unknown system {name!r}; known: {', '.join(sorted(known))}")
+    cards_by_name = {c["name"]: c for c in cards}
     for name in names:
         pred = out / "predictions" / name
         t0 = time.perf_counter()
+        if _stale_predictions(pred, fp, cards_by_name[name].get("revision")):
+            shutil.rmtree(pred)
+            log(f"      removed predictions of {name} made for another dataset or revision")
         gen = generate_predictions(name, data, pred, split="test", progress=progress)
         status = "ran" if gen.get("generated") else "skipped"
         summary.stages.append(StageReport(f"generate {name}", status, time.perf_counter() - t0,

@@ -163,6 +163,8 @@ def _scan_predictions(pred: Path, clips: list[Clip], all_ids: set[str]
 
 
 def _read_system_card(pred: Path, name: str | None) -> dict[str, Any]:
+    """The system card from ``PRED/system.json`` (the card itself, or the file `generate`
+    writes: {"system": card, "dataset_fingerprint": ..., ...}); ``name`` overrides its name."""
     path = pred / SYSTEM_CARD_NAME
     card: dict[str, Any] = {}
     if path.is_file():
@@ -172,6 +174,9 @@ def _read_system_card(pred: Path, name: str | None) -> dict[str, Any]:
             raise TasBenchError(f"malformed JSON ({exc})", path=path) from None
         if not isinstance(card, dict):
             raise TasBenchError("expected a JSON object", path=path)
+        if isinstance(card.get("system"), dict):  # written by `tas-bench generate`
+            generated = {k: v for k, v in card.items() if k != "system"}
+            card = {**card["system"], "generated": generated}
     if name:
         card = {**card, "name": name}
     card.setdefault("name", pred.resolve().name)

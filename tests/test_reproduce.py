@@ -1,0 +1,46 @@
+"""`tas-bench reproduce` end to end on a few simulated clips: every stage, then a rerun that
+skips everything, then a changed dataset that invalidates stale predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tas_bench.cli import main
+
+
+@pytest.mark.slow
+def test_reproduce_runs_then_skips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["reproduce", "--out", str(out), "--n-test", "4", "--systems", "mono-mono",
+            "--evaluators", "signal", "--no-progress"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "leaderboard page:" in first
+    res = json.loads((out / "results" / "mono-mono" / "results.json").read_text())
+    assert res["system"]["name"] == "mono-mono" and res["system"]["revision"]
+    assert res["system"]["generated"]["dataset_fingerprint"] == res["dataset"]["fingerprint"]
+    assert res["dataset"]["n_clips"] == 4 and res["metrics"]["stft"]["n"] == 4
+    page = (out / "board" / "index.html").read_text()
+    assert "mono-mono" in page and "Mono-Mono" in page  # measured and published rows
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    for stage in ("simulate", "generate mono-mono"):
+        line = next(ln for ln in second.splitlines() if ln.strip().startswith(stage))
+        assert "skipped" in line, line
+    assert "cache hits 4, misses 0" in second
+    # a different dataset: predictions of the old one are removed and made again
+    assert main(args[:4] + ["6"] + args[5:]) == 0
+    third = capsys.readouterr().out
+    assert "removed predictions of mono-mono" in third
+    assert len(list((out / "predictions" / "mono-mono").glob("*.wav"))) == 6
+    res = json.loads((out / "results" / "mono-mono" / "results.json").read_text())
+    assert res["metrics"]["stft"]["n"] == 6
+
+
+def test_reproduce_rejects_unknown_system(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "--out", str(tmp_path), "--n-test", "4", "--systems", "nope",
+                 "--no-progress"]) == 2
+    assert "unknown system 'nope'" in capsys.readouterr().err
