@@ -91,3 +91,17 @@ def safe_join(root: str | os.PathLike[str], relative: str, *, what: str = "path"
     if full != root_p and root_p not in full.parents:
         raise TasBenchError(f"{what} {relative!r} escapes the folder {root_p}")
     return full
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a JSON file that must hold an object; a malformed file is a
+    :class:`~tas_bench.errors.TasBenchError` naming it."""
+    from tas_bench.errors import TasBenchError
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TasBenchError(f"malformed JSON ({exc})", path=path) from None
+    if not isinstance(doc, dict):
+        raise TasBenchError("expected a JSON object", path=path)
+    return doc

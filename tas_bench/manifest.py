@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import safe_join, sha256_bytes, sha256_file
+from tas_bench.fileio import read_json_object, safe_join, sha256_bytes, sha256_file
 from tas_bench.geometry import direction_words
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -358,10 +358,7 @@ def load_dataset(root: str | Path, *, strict: bool = True) -> Dataset:
     info: dict[str, Any] = {}
     info_path = root / DATASET_INFO_NAME
     if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise TasBenchError(f"malformed JSON ({exc.msg})", path=info_path) from None
+        info = read_json_object(info_path)
     return Dataset(root=root.resolve(), clips=clips, info=info)
 
 

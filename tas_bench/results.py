@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import write_json_atomic, write_text_atomic
+from tas_bench.fileio import read_json_object, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = "1.0"
 RESULTS_NAME = "results.json"
@@ -75,12 +74,7 @@ def read_results(folder: Path) -> dict[str, Any]:
     path = Path(folder) / RESULTS_NAME
     if not path.is_file():
         raise TasBenchError("missing results.json", path=folder)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TasBenchError(f"malformed JSON ({exc})", path=path) from None
-    if not isinstance(doc, dict):
-        raise TasBenchError("expected a JSON object", path=path)
+    doc = read_json_object(path)
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise TasBenchError(f"unknown schema_version {doc.get('schema_version')!r} "
                             f"(this tas-bench reads {SCHEMA_VERSION})", path=path, field="schema_version")

@@ -32,7 +32,7 @@ from evaluators.registry import EVALUATORS
 from tas_bench.audio_io import RESAMPLER, read_audio
 from tas_bench.cache import OutputCache, default_cache_dir
 from tas_bench.errors import AudioError, TasBenchError
-from tas_bench.fileio import sha256_bytes, sha256_file, stable_hash
+from tas_bench.fileio import read_json_object, sha256_bytes, sha256_file, stable_hash
 from tas_bench.manifest import Clip, Dataset, dataset_fingerprint, load_dataset
 from tas_bench.provenance import code_info, package_versions
 from tas_bench.results import write_results
@@ -168,12 +168,7 @@ def _read_system_card(pred: Path, name: str | None) -> dict[str, Any]:
     path = pred / SYSTEM_CARD_NAME
     card: dict[str, Any] = {}
     if path.is_file():
-        try:
-            card = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TasBenchError(f"malformed JSON ({exc})", path=path) from None
-        if not isinstance(card, dict):
-            raise TasBenchError("expected a JSON object", path=path)
+        card = read_json_object(path)
         if isinstance(card.get("system"), dict):  # written by `tas-bench generate`
             generated = {k: v for k, v in card.items() if k != "system"}
             card = {**card["system"], "generated": generated}
