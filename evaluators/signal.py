@@ -39,6 +39,7 @@ against (1e-6 relative).
 from __future__ import annotations
 
 import functools
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +109,12 @@ def stft_mean_power(x: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_
     over frames, the first term is ``sum_m x_pad[m]^2 c[m]`` with ``c`` the overlap-added
     squared window, so only the two edge bins need per-frame sums.
     """
+    with torch_threads(1):  # BLAS products block differently per thread count: keep the bits fixed
+        return _stft_mean_power(x, n_fft, hop_length, win_length, pad_mode)
+
+
+def _stft_mean_power(x: np.ndarray, n_fft: int, hop_length: int, win_length: int,
+                     pad_mode: str) -> np.ndarray:
     w = torch.from_numpy(hann_window(win_length, n_fft))
     frames = _frames(x, n_fft, hop_length, pad_mode)  # (..., n_frames, n_fft) view
     n_frames = frames.shape[-2]
@@ -171,8 +178,10 @@ CHUNK_SAMPLES = 400_000
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads (``None``: leave as is), then restore.
 
-    On a machine shared by several processes torch's default thread pool oversubscribes the
-    cores; measured on 2 busy cores, one thread made these metrics 3x faster than two.
+    The FFTs split independent transforms across threads (same bits for any thread count);
+    products that BLAS would block per thread count run single-threaded (see
+    :func:`stft_mean_power`). On a machine shared by several busy processes, fewer threads
+    can be faster (measured: 1 thread 3x faster than 2 on 2 oversubscribed cores).
     """
     old = torch.get_num_threads()
     change = n is not None and n != old
@@ -233,8 +242,9 @@ class SignalEvaluator(Evaluator):
     Options: ``normalize`` (bool, default True: peak normalisation before every metric),
     ``pad_mode`` (``"reflect"`` default, the published definition, or ``"constant"``, librosa
     >= 0.10's default), ``n_fft`` (512), ``hop_length`` (160), ``win_length`` (400), and
-    ``threads`` (torch intra-op threads while computing, default 1; a speed setting that does
-    not change any value, so it is left out of :meth:`config` and of cache keys).
+    ``threads`` (torch intra-op threads while computing, default: the available cores, at most
+    4; a speed setting that does not change any value, so it is left out of :meth:`config` and
+    of cache keys).
     """
 
     name: ClassVar[str] = "signal"
@@ -258,7 +268,7 @@ class SignalEvaluator(Evaluator):
     )
 
     def __init__(self, *, normalize: bool = True, pad_mode: str = "reflect", n_fft: int = 512,
-                 hop_length: int = 160, win_length: int = 400, threads: int = 1,
+                 hop_length: int = 160, win_length: int = 400, threads: int | None = None,
                  **unknown: Any) -> None:
         super().__init__(**unknown)
         if not isinstance(normalize, bool):
@@ -266,6 +276,8 @@ class SignalEvaluator(Evaluator):
         if pad_mode not in PAD_MODES:
             raise TasBenchError(f"{pad_mode!r} is not one of {list(PAD_MODES)}",
                                 field="signal.pad_mode")
+        if threads is None:
+            threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
         for fld, v in (("n_fft", n_fft), ("hop_length", hop_length), ("win_length", win_length),
                        ("threads", threads)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -321,3 +321,13 @@ def test_per_clip_values_do_not_depend_on_batch_composition() -> None:
         assert a.values.keys() == b.values.keys()
         for k in a.values:
             assert np.array_equal(a.values[k], b.values[k], equal_nan=True), k
+
+
+def test_thread_count_does_not_change_values() -> None:
+    rng = np.random.default_rng(5)
+    pred = rng.standard_normal((3, 2, 8000)) * 0.1
+    gt = rng.standard_normal((3, 2, 8000)) * 0.1
+    one = signal_metrics_batch(pred, gt, threads=1)
+    two = signal_metrics_batch(pred, gt, threads=2)
+    for k in one:
+        assert np.array_equal(one[k], two[k]), k
