@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
                         systems=args.systems, evaluators=args.evaluators, n_test=args.n_test,
                         progress=not args.no_progress)
     print(f"\ndone in {time.perf_counter() - t0:.1f} s:")
+    width = max(len(st.name) for st in summary.stages)
     for st in summary.stages:
-        print(f"  {st.name:<32} {st.status:<8} {st.seconds:7.1f} s  {st.detail}")
+        print(f"  {st.name:<{width}}  {st.status:<8} {st.seconds:7.1f} s  {st.detail}")
     print(f"leaderboard page: {summary.board}")
     return 0
