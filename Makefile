@@ -48,7 +48,7 @@ test: install-test
 lint: install
 	$(BIN)/ruff check .
 
-bench: install
+bench: install  # not a set-up command: prints benchmark figures
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_score.py
 	$(BIN)/python benchmarks/bench_generate.py
