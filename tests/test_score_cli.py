@@ -114,7 +114,7 @@ def test_two_processes_with_torchrun_equal_one(data_pred, tmp_path: Path) -> Non
     if not torchrun.exists():
         pytest.fail(f"torchrun not found next to {sys.executable} (torch is a dependency)")
     common = ["--data", str(data), "--pred", str(pred), "--evaluators", "signal", "cues", "--no-progress"]
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "tas_bench.cli", "score", *common,
+    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tas_bench.cli", "score", *common,
                     "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "c2")],
                    env=_env(), check=True, capture_output=True, timeout=300)
     # the single-process run in the same environment (thread count can change the last bits)
