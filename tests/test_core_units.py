@@ -119,3 +119,26 @@ def test_cache_round_trip_and_corruption(tmp_path: Path) -> None:
     assert cache.get(key) is None  # truncated entry = miss, never a crash
     assert cache.key({"a": 1}) != cache.key({"a": 2})
     assert list(tmp_path.rglob(".*")) == []  # no temp files left behind
+
+
+def test_registry_reads_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Third-party plugins arrive through an entry-point group, lazily, without replacing a
+    built-in of the same name."""
+    from importlib.metadata import EntryPoint
+
+    import tas_bench.registry as registry_mod
+
+    eps = [EntryPoint("third-party", "tas_bench.geometry:great_circle_deg", "tas_bench.test_group"),
+           EntryPoint("builtin", "tas_bench.geometry:boundary_margin", "tas_bench.test_group")]
+    seen: list[str] = []
+
+    def fake_entry_points(*, group: str) -> list[EntryPoint]:
+        seen.append(group)
+        return eps if group == "tas_bench.test_group" else []
+
+    monkeypatch.setattr(registry_mod, "entry_points", fake_entry_points)
+    reg: Registry = Registry("plugin", "tas_bench.test_group")
+    reg.register("builtin", "tas_bench.geometry:wrap_azimuth")
+    assert reg.names() == ["builtin", "third-party"] and seen == ["tas_bench.test_group"]
+    assert reg.get("third-party") is great_circle_deg
+    assert reg.get("builtin") is wrap_azimuth
