@@ -327,10 +327,12 @@ def score(opts: ScoreOptions) -> ScoreSummary:
     per_ev: dict[str, dict[str, ClipOutput]] = {ev.name: {} for ev in evaluators}
     bar = tqdm(total=len(items_all), desc="scoring", unit="clip", disable=not opts.progress)
     batch = max(ev.batch_size for ev in evaluators)
+    pred_sha: dict[str, str] = {}
     for start in range(0, len(items_all), batch):
         chunk = items_all[start:start + batch]
         items = [_Item(c, dataset.audio_path(c), found[c.id], sha256_file(dataset.audio_path(c)),
                        sha256_file(found[c.id])) for c in chunk]
+        pred_sha.update((it.clip.id, it.pred_sha) for it in items)
         outs, bad, notes = scorer.outputs(items)
         invalid.extend(bad)
         warnings.extend(notes)
@@ -374,7 +376,7 @@ def score(opts: ScoreOptions) -> ScoreSummary:
                          "unit": spec.unit, "per_clip": False, "description": spec.description}
                 metrics[spec.name] = entry
 
-    pred_fp = sha256_bytes("\n".join(f"{c.id}:{sha256_file(found[c.id])}" for c in valid).encode())
+    pred_fp = sha256_bytes("\n".join(f"{c.id}:{pred_sha[c.id]}" for c in valid).encode())
     results = {
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "code": code_info(),

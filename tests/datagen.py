@@ -10,7 +10,12 @@ import numpy as np
 
 from tas_bench.audio_io import write_wav
 from tas_bench.geometry import direction_words
-from tas_bench.manifest import write_manifest
+from tas_bench.manifest import Provenance, Source, write_manifest
+
+
+def src(label: str, az: float, el: float, d: float) -> Source:
+    """A source at (azimuth, elevation) degrees and ``d`` metres with matching direction words."""
+    return Source(label, az, el, d, list(direction_words(az, el)), Provenance("t", "f", "cc0"))
 
 
 def binaural_noise(seed: int, seconds: float = 1.0, sr: int = 16000, side: int = 1,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from datagen import src
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.geometry import direction_words
-from tas_bench.manifest import Provenance, Source
+from tas_bench.manifest import Source
 from tas_bench.prompts import (
     MIN_RELATION_GAP,
     PROMPT_TYPES_FOR_CATEGORY,
@@ -20,11 +20,6 @@ from tas_bench.prompts import (
     relation_gap,
     swap_left_right,
 )
-
-
-def src(label: str, az: float, el: float, d: float) -> Source:
-    return Source(label, az, el, d, list(direction_words(az, el)), Provenance("t", "f", "cc0"))
-
 
 DOG = src("dog", -120.0, -20.0, 5.1)  # right, behind, below; x<0, y<0, z<0
 BELL = src("church bell", 40.0, 30.0, 2.0)  # left, front, above

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from datagen import src
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.geometry import direction_words
-from tas_bench.manifest import QA_CATEGORIES, Provenance, QAItem, Source
+from tas_bench.manifest import QA_CATEGORIES, QAItem, Source
 from tas_bench.qa import (
     QUESTION_TYPES,
     answer_correct,
@@ -18,11 +18,6 @@ from tas_bench.qa import (
     parse_direction,
     parse_distance,
 )
-
-
-def src(label: str, az: float, el: float, d: float) -> Source:
-    return Source(label, az, el, d, list(direction_words(az, el)), Provenance("t", "f", "cc0"))
-
 
 DOG = src("dog", -120.0, -20.0, 5.1)  # right, behind, below, 5m
 BELL = src("church bell", 40.0, 30.0, 2.0)  # left, front, above, 2m
