@@ -11,7 +11,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,26 +22,125 @@ from typing import Any
 _CHUNK = 1 << 20
 
 
+TMP_MARK = ".tas-tmp."
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-").replace("/", "-") or "host"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    The temporary name is ``.{name}.tas-tmp.{host}.{pid}.{random}{suffix}`` so that a later run
+    can recognise and remove what a killed process left (:func:`sweep_orphans`). Before the
+    rename the file is fsynced and given the mode a plain ``open()`` would give (0666 less the
+    umask; ``mkstemp`` alone leaves 0600), and the folder is fsynced after it, so a power loss
+    leaves either the old file or the whole new one. On an exception the temporary file is
+    removed and ``path`` is left untouched.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=suffix or final.suffix or ".tmp", dir=final.parent
+        prefix=f".{final.name}{TMP_MARK}{_host()}.{os.getpid()}.",
+        suffix=suffix or final.suffix or ".tmp",
+        dir=final.parent,
     )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphaned_temp(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_path` whose writer is gone.
+
+    Only files of this host whose process no longer exists count; a file of another host (a
+    shared cluster folder) counts once it is older than a day, since its writer cannot be asked.
+    """
+    name = path.name
+    if not name.startswith(".") or TMP_MARK not in name:
+        return False
+    rest = name.split(TMP_MARK, 1)[1].split(".")
+    if len(rest) < 3 or not rest[1].isdigit():
+        return False
+    host, pid = rest[0], int(rest[1])
+    if host == _host():
+        return not _pid_alive(pid)
+    try:
+        return time.time() - path.stat().st_mtime > 86400
+    except OSError:
+        return False
+
+
+def sweep_orphans(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder``; returns them.
+
+    Called by every command at the start of its work on an output folder (cache, predictions,
+    results, run folders), so a SIGKILL mid-write costs nothing but the lost work.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found = root.rglob(f".*{TMP_MARK}*") if recursive else root.glob(f".*{TMP_MARK}*")
+    removed = []
+    for p in found:
+        if orphaned_temp(p) and not p.is_symlink():
+            try:
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+                removed.append(p)
+            except OSError:
+                continue
+    return removed
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
