@@ -24,6 +24,13 @@ def _stft(x: np.ndarray, pad_mode: str) -> np.ndarray:
                         window="hann", center=True, pad_mode=pad_mode)
 
 
+def _angle_floored(spec: np.ndarray) -> np.ndarray:
+    """``np.angle`` with the documented zero-magnitude convention: bins with magnitude at most
+    1e-9 x the spectrogram's largest magnitude have angle 0 (see evaluators.signal)."""
+    mag = np.abs(spec)
+    return np.where(mag > 1e-9 * mag.max(initial=0.0), np.angle(spec), 0.0)
+
+
 def reference_signal_metrics(pred: np.ndarray, gt: np.ndarray, normalize: bool = True,
                              pad_mode: str = "reflect") -> dict[str, float]:
     """STFT, ENV, WAV, SNR (dB), magnitude and phase (rad) distances of one clip.
@@ -56,8 +63,8 @@ def reference_signal_metrics(pred: np.ndarray, gt: np.ndarray, normalize: bool =
 
     mag = float(sum(np.mean(np.abs(sp[c] - sg[c]) ** 2) for c in range(2)))
 
-    _, pred_ph = librosa.magphase(_stft(pred[0] - pred[1], pad_mode))
-    _, gt_ph = librosa.magphase(_stft(gt[0] - gt[1], pad_mode))
-    diff = np.abs(np.angle(pred_ph) - np.angle(gt_ph))
+    pred_ang = _angle_floored(_stft(pred[0] - pred[1], pad_mode))
+    gt_ang = _angle_floored(_stft(gt[0] - gt[1], pad_mode))
+    diff = np.abs(pred_ang - gt_ang)
     phase = float(np.mean(np.minimum(diff, np.clip(2 * np.pi - diff, 0.0, 2 * np.pi))))
     return {"stft": stft_d, "env": env, "wav": wav, "snr": snr, "mag": mag, "phase": phase}

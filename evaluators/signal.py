@@ -23,7 +23,11 @@ each peak-normalised as ``x / max(1e-20, max|x|)`` over both channels jointly wh
     exactly ``2 x stft``.
 ``phase``
     PseudoBinaural's phase distance: mean over F x T of the wrapped (to [0, pi]) difference
-    ``|angle STFT(pred_L - pred_R) - angle STFT(gt_L - gt_R)|`` in radians.
+    ``|angle STFT(pred_L - pred_R) - angle STFT(gt_L - gt_R)|`` in radians. Convention for
+    zero-magnitude bins (the reference's ``np.angle`` leaves them to the signs of zeros, so its
+    value for Mono-Mono depended on the installed FFT library): a bin whose magnitude is at most
+    ``PHASE_FLOOR_REL`` (1e-9) times the largest magnitude of that clip's L - R spectrogram has
+    angle 0 (all bins, for an all-zero spectrogram). Introduced in version 1.1.
 
 Implementation: clips of equal length are stacked and processed together in float64 with
 ``torch.fft``. The STFT frames the padded signal exactly like librosa (``n_fft // 2`` padding
@@ -158,14 +162,31 @@ def _envelope_t(xt: torch.Tensor) -> torch.Tensor:
     return torch.hypot(xt, torch.fft.irfft(spec, n=n, dim=-1))
 
 
+#: Zero-magnitude convention of the phase distance: a bin of an L - R spectrogram whose magnitude
+#: is at most this fraction of the largest magnitude in that clip's spectrogram has angle 0
+#: (every bin, when the spectrogram is all zero). Without it the angle of an exactly zero bin
+#: (L = R, e.g. Mono-Mono) is 0 or +-pi by the signs of zeros, which differ between FFT
+#: libraries and versions; round-off bins (~1e-16 relative) are caught by the same floor.
+PHASE_FLOOR_REL = 1e-9
+
+
+def _angle_floored(x: torch.Tensor) -> torch.Tensor:
+    """``angle(x)`` over the last two axes, 0 where ``|x| <= PHASE_FLOOR_REL * max|x|``."""
+    r = torch.view_as_real(x)
+    re, im = r[..., 0].contiguous(), r[..., 1].contiguous()
+    mag = torch.hypot(re, im)
+    floor = PHASE_FLOOR_REL * mag.amax(dim=(-2, -1), keepdim=True)
+    ang = torch.atan2(im, re)
+    return torch.where(mag > floor, ang, torch.zeros_like(ang))
+
+
 def _phase_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean over the last two axes of the wrapped ``|angle(a) - angle(b)|`` in [0, pi].
 
-    ``atan2`` on contiguous real and imaginary parts: torch vectorises that, not ``angle``.
+    Angles follow the zero-magnitude convention of :data:`PHASE_FLOOR_REL`. ``atan2`` on
+    contiguous real and imaginary parts: torch vectorises that, not ``angle``.
     """
-    ra, rb = torch.view_as_real(a), torch.view_as_real(b)
-    d = torch.atan2(ra[..., 1].contiguous(), ra[..., 0].contiguous())
-    d.sub_(torch.atan2(rb[..., 1].contiguous(), rb[..., 0].contiguous())).abs_()
+    d = _angle_floored(a).sub_(_angle_floored(b)).abs_()
     return torch.minimum(d, (2.0 * np.pi - d).clamp_(min=0.0)).mean(dim=(-2, -1))
 
 
@@ -248,7 +269,7 @@ class SignalEvaluator(Evaluator):
     """
 
     name: ClassVar[str] = "signal"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"
     sample_rate: int = 16000
     batch_size: int = 32
     metrics: ClassVar[tuple[MetricSpec, ...]] = (
@@ -295,7 +316,8 @@ class SignalEvaluator(Evaluator):
     def config(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "normalize": self.normalize,
                 "pad_mode": self.pad_mode, "n_fft": self.n_fft, "hop_length": self.hop_length,
-                "win_length": self.win_length, "window": "hann", "center": True}
+                "win_length": self.win_length, "window": "hann", "center": True,
+                "phase_floor_rel": PHASE_FLOOR_REL}
 
     def process_batch(self, batch: list[ClipInput]) -> list[ClipOutput]:
         groups: dict[int, list[int]] = defaultdict(list)

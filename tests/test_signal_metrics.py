@@ -331,3 +331,49 @@ def test_thread_count_does_not_change_values() -> None:
     two = signal_metrics_batch(pred, gt, threads=2)
     for k in one:
         assert np.array_equal(one[k], two[k]), k
+
+
+# ---- zero-magnitude convention of the phase distance -----------------------------------------
+def test_phase_of_zero_bins_does_not_depend_on_signed_zeros() -> None:
+    """An exactly zero L - R bin has angle 0 whatever the signs of its zeros (FFT-library
+    dependent): -0.0 - 0.0j would be -pi under np.angle, +0.0 + 0.0j would be 0."""
+    import torch
+
+    from evaluators.signal import _phase_distance
+
+    ref = torch.complex(torch.tensor([[1.0, -1.0], [0.5, 2.0]], dtype=torch.float64),
+                        torch.tensor([[0.3, 0.2], [-0.1, 0.0]], dtype=torch.float64))
+    zeros = {sign: torch.complex(torch.full((2, 2), sign * 0.0, dtype=torch.float64),
+                                 torch.full((2, 2), sign * 0.0, dtype=torch.float64))
+             for sign in (1.0, -1.0)}
+    pos = float(_phase_distance(zeros[1.0], ref))
+    neg = float(_phase_distance(zeros[-1.0], ref))
+    assert pos == neg
+    # hand-computed: mean of |angle(ref)| since every zero bin has angle 0
+    expected = float(np.mean(np.abs(np.angle(ref.numpy()))))
+    assert pos == pytest.approx(expected, rel=1e-12)
+
+
+def test_phase_floor_is_relative_to_the_clip() -> None:
+    """A bin at most 1e-9 of the clip's largest magnitude counts as zero; scaling the clip
+    does not change the value."""
+    import torch
+
+    from evaluators.signal import PHASE_FLOOR_REL, _phase_distance
+
+    re = torch.tensor([[1.0, 0.5 * PHASE_FLOOR_REL]], dtype=torch.float64)
+    im = torch.tensor([[0.0, -0.5 * PHASE_FLOOR_REL]], dtype=torch.float64)  # angle -pi/4, tiny
+    a = torch.complex(re, im)
+    b = torch.complex(torch.ones(1, 2, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64))
+    assert float(_phase_distance(a, b)) == 0.0
+    assert float(_phase_distance(a * 1e6, b)) == 0.0
+    a2 = torch.complex(re, im * 4)  # magnitude now above the floor: angle counts
+    assert float(_phase_distance(a2, b)) > 0.0
+
+
+def test_signal_version_records_the_phase_convention() -> None:
+    from evaluators.signal import PHASE_FLOOR_REL, SignalEvaluator
+
+    ev = SignalEvaluator()
+    assert ev.version == "1.1"
+    assert ev.config()["phase_floor_rel"] == PHASE_FLOOR_REL == 1e-9
