@@ -58,14 +58,19 @@ def write_per_clip(path: Path, rows: list[dict[str, Any]], columns: list[str]) -
     write_text_atomic(path, buf.getvalue())
 
 
+def results_document(results: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object ``results.json`` holds for ``results``: schema fields added, non-finite
+    floats as null (idempotent: a document read back gives itself)."""
+    return _clean({**results, "schema_version": SCHEMA_VERSION, "kind": "tas-bench-results",
+                   "complete": True, "paths": {"per_clip": PER_CLIP_NAME}})
+
+
 def write_results(folder: Path, results: dict[str, Any], rows: list[dict[str, Any]],
                   columns: list[str]) -> Path:
     """Write ``per_clip.csv`` then ``results.json`` (with ``complete: true``) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     write_per_clip(folder / PER_CLIP_NAME, rows, columns)
-    doc = _clean({**results, "schema_version": SCHEMA_VERSION, "kind": "tas-bench-results",
-                  "complete": True, "paths": {"per_clip": PER_CLIP_NAME}})
-    write_json_atomic(folder / RESULTS_NAME, doc)
+    write_json_atomic(folder / RESULTS_NAME, results_document(results))
     return folder / RESULTS_NAME
 
 

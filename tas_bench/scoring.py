@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -297,13 +297,35 @@ def _corpus_metrics(ev: Evaluator, clips: list[Clip], outs: dict[str, ClipOutput
     return json.loads(blob.decode("utf-8"))
 
 
+@dataclass
+class ScoredRun:
+    """A scoring run computed in memory and not yet written: ``results`` is what
+    :func:`tas_bench.results.write_results` turns into ``results.json`` (None for a shard run),
+    ``rows``/``columns`` the per-clip table, ``summary`` the run summary (no results path)."""
+
+    summary: ScoreSummary
+    results: dict[str, Any] | None
+    rows: list[dict[str, Any]]
+    columns: list[str]
+
+
 def score(opts: ScoreOptions) -> ScoreSummary:
     """Score the predictions in ``opts.pred`` against ``opts.data``; write results to ``opts.out``.
 
     Returns a summary; bad prediction files are listed in ``invalid`` (the CLI then exits 1).
     With ``opts.shard`` set, only that shard's clips are computed into the cache and nothing
-    is written.
+    is written; with ``opts.out`` None the results are computed and nothing is written.
     """
+    run = compute_scores(opts)
+    if run.results is None or opts.out is None:
+        return run.summary
+    path = write_results(opts.out, run.results, run.rows, run.columns)
+    return replace(run.summary, results_path=path)
+
+
+def compute_scores(opts: ScoreOptions) -> ScoredRun:
+    """Everything :func:`score` does except writing ``results.json`` / ``per_clip.csv``
+    (embeddings are still saved under ``opts.out`` when ``opts.save_embeddings``)."""
     t0 = time.perf_counter()
     dataset = load_dataset(opts.data)
     clips = dataset.split(opts.split)
@@ -345,9 +367,9 @@ def score(opts: ScoreOptions) -> ScoreSummary:
     bad_ids = {b["id"] for b in invalid}
     valid = [c for c in items_all if c.id not in bad_ids]
 
-    if opts.shard is not None or opts.out is None:
-        return ScoreSummary(None, len(clips), len(valid), invalid, {}, skipped, cache.hits,
-                            cache.misses, time.perf_counter() - t0)
+    if opts.shard is not None:
+        return ScoredRun(ScoreSummary(None, len(clips), len(valid), invalid, {}, skipped, cache.hits,
+                                      cache.misses, time.perf_counter() - t0), None, [], [])
 
     metrics: dict[str, dict[str, Any]] = {}
     columns = ["id", "category"]
@@ -395,7 +417,6 @@ def score(opts: ScoreOptions) -> ScoreSummary:
         "warnings": warnings,
         "packages": package_versions(),
     }
-    path = write_results(opts.out, results, rows, columns)
-    return ScoreSummary(path, len(clips), len(valid), invalid, metrics, skipped, cache.hits,
-                        cache.misses, time.perf_counter() - t0)
+    return ScoredRun(ScoreSummary(None, len(clips), len(valid), invalid, metrics, skipped, cache.hits,
+                                  cache.misses, time.perf_counter() - t0), results, rows, columns)
 
