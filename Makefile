@@ -4,14 +4,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+# Every install runs under the lock: exact versions of every package (see constraints.txt).
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
 # Sound sources and the KEMAR HRTF the simulator uses (see README "Data sources").
 APT_RUNTIME := libmysofa1 sound-theme-freedesktop sonic-pi-samples pocketsphinx-testdata espeak-ng
 # The leaderboard page is tested in a real headless browser; its LaTeX tables with pdflatex.
 APT_TEST := chromium chromium-driver texlive-latex-base texlive-latex-recommended
 DEMO_OUT ?= runs/demo
 
-.PHONY: install install-test demo test lint bench clean
+.PHONY: install install-test demo test lint bench clean lock
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -24,14 +26,24 @@ define apt_install
 	fi
 endef
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(PIP) pip
 	# torch first and pinned: the CPU build on local disk (any other resolution pulls CUDA)
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml in a throw-away venv (needs the package registry).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q torch==2.13.0
+	.lock-venv/bin/python -m pip install -q -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+	@echo "constraints.txt refreshed: review 'git diff constraints.txt', run make test, commit"
 
 install: $(STAMP)
 	$(call apt_install,$(APT_RUNTIME))
