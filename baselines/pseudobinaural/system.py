@@ -31,7 +31,7 @@ from baselines.pseudobinaural.text_encoder import ScratchTextEncoder, T5TextEnco
 from tas_bench.errors import TasBenchError
 from tas_bench.fileio import sha256_file
 
-#: Windows per forward pass at inference.
+#: Windows of one clip per forward pass at inference (clips are never mixed in a forward).
 INFER_BATCH = 64
 
 
@@ -108,36 +108,39 @@ class PseudoBinauralSystem(System):
 
     @torch.no_grad()
     def _spatialize(self, mono: list[np.ndarray], prompts: list[str]) -> list[np.ndarray]:
+        return [self._spatialize_one(m, p) for m, p in zip(mono, prompts)]
+
+    def _spatialize_one(self, m: np.ndarray, prompt: str) -> np.ndarray:
+        """One clip, computed independently of any other clip of the batch.
+
+        A clip's windows go through the network in chunks of :data:`INFER_BATCH` in order,
+        with the prompt repeated per window, so the shapes of every forward (and hence the
+        BLAS/oneDNN reduction order) depend on this clip alone: the same clip gives the same
+        bytes whatever batch it was submitted in.
+        """
         cfg = self.cfg
         width = cfg.window_samples
         hop = max(1, int(round(cfg.infer_hop_s * cfg.sample_rate)))
-        items = []  # (clip index, start, gain)
-        windows, wprompts = [], []
-        padded = []
-        for i, (m, p) in enumerate(zip(mono, prompts)):
-            x = m if m.shape[0] >= width else np.pad(m, (0, width - m.shape[0]))
-            padded.append(x)
-            for s in window_starts(x.shape[0], width, hop):
-                w = x[s: s + width]
-                rms = float(np.sqrt(np.mean(np.square(w, dtype=np.float64))))
-                gain = cfg.target_rms / rms if rms > 1e-8 else 1.0
-                items.append((i, s, gain))
-                windows.append((w * gain).astype(np.float32))
-                wprompts.append(p)
-        diffs = [np.zeros_like(x) for x in padded]
-        counts = [np.zeros_like(x) for x in padded]
+        x = m if m.shape[0] >= width else np.pad(m, (0, width - m.shape[0]))
+        starts = window_starts(x.shape[0], width, hop)
+        gains, windows = [], []
+        for s in starts:
+            w = x[s: s + width]
+            rms = float(np.sqrt(np.mean(np.square(w, dtype=np.float64))))
+            gain = cfg.target_rms / rms if rms > 1e-8 else 1.0
+            gains.append(gain)
+            windows.append((w * gain).astype(np.float32))
+        diff = np.zeros_like(x)
+        count = np.zeros_like(x)
         for b in range(0, len(windows), INFER_BATCH):
             mix = torch.from_numpy(np.stack(windows[b: b + INFER_BATCH])).to(self.device)
-            spec, _ = self.net(mix, wprompts[b: b + INFER_BATCH])
+            spec, _ = self.net(mix, [prompt] * mix.shape[0])
             d = self.net.stft.inverse(spec, width).cpu().numpy()
-            for k, (i, s, gain) in enumerate(items[b: b + INFER_BATCH]):
-                diffs[i][s: s + width] += d[k] / gain
-                counts[i][s: s + width] += 1.0
-        out = []
-        for m, d, c in zip(mono, diffs, counts):
-            dd = (d / np.maximum(c, 1.0))[: m.shape[0]]
-            out.append(compose_binaural(m, dd.astype(np.float32)))
-        return out
+            for k, (s, gain) in enumerate(zip(starts[b: b + INFER_BATCH], gains[b: b + INFER_BATCH])):
+                diff[s: s + width] += d[k] / gain
+                count[s: s + width] += 1.0
+        dd = (diff / np.maximum(count, 1.0))[: m.shape[0]]
+        return compose_binaural(m, dd.astype(np.float32))
 
 
 def load_checkpoint_dir(path: str | Path, *, name: str | None = None,

@@ -3,7 +3,10 @@
 * :class:`ScratchTextEncoder` (default, needs no download): lower-cased regex word tokens, a
   fixed vocabulary built from the training prompts (saved with the checkpoint as JSON; unknown
   words -> ``<unk>``), prompts truncated to ``max_tokens`` tokens, a word embedding and a
-  bidirectional GRU mean-pooled over the tokens. An empty prompt maps to a learned "no text"
+  bidirectional GRU mean-pooled over the tokens. Prompts of a batch are right-padded to the
+  longest; the GRU runs over packed sequences, so padding never reaches a prompt's states
+  (the backward direction starts at its own last token) and a prompt's vector does not depend
+  on the other prompts of its batch. An empty prompt maps to a learned "no text"
   vector; a prompt in another language is mostly ``<unk>`` tokens and so behaves close to it.
 * :class:`T5TextEncoder`: a FLAN-T5 encoder loaded from a local folder
   (``T5EncoderModel.from_pretrained(path, local_files_only=True)``), frozen, mean-pooled and
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tas_bench.errors import TasBenchError
 from tas_bench.fileio import sha256_file, stable_hash
@@ -69,7 +73,14 @@ class ScratchTextEncoder(nn.Module):
         device = self.null.device
         ids, lengths = self.encode_ids(prompts)
         ids, lengths = ids.to(device), lengths.to(device)
-        h, _ = self.gru(self.embed(ids))
+        emb = self.embed(ids)
+        if bool((lengths == ids.shape[1]).all()):
+            h, _ = self.gru(emb)  # no padding at all: the plain call (same numbers as packed)
+        else:
+            packed = pack_padded_sequence(emb, lengths.clamp(min=1).cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            h, _ = self.gru(packed)
+            h, _ = pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])
         mask = (torch.arange(ids.shape[1], device=device)[None, :] < lengths[:, None]).to(h.dtype)
         pooled = (h * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(h.dtype)
         vec = torch.tanh(self.out(pooled))
