@@ -117,7 +117,8 @@ def _label(s: Source) -> str:
 
 
 def _norm_label(text: str) -> str:
-    return " ".join(text.lower().split())
+    # the scoring's label comparison: two labels it cannot tell apart count as the same
+    return label_key(text)
 
 
 def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
@@ -295,9 +296,21 @@ def check_qa(item: QAItem, sources: Sequence[Source]) -> list[str]:
 
 # --------------------------------------------------------------------------- scoring
 
-_NUM_UNIT = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?|\.\d+)\s*(cm|centimet(?:er|re)s?|m|met(?:er|re)s?)?(?![\w])",
-    re.IGNORECASE)
+#: Length units read in distance answers -> metres per unit (whole words, any case; the
+#: number may be followed by a space or a hyphen: "3.5m", "3.5 m", "3.5-metre").
+LENGTH_UNITS: dict[str, float] = {
+    **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), 1e-3),
+    **dict.fromkeys(("cm", "centimeter", "centimeters", "centimetre", "centimetres"), 1e-2),
+    **dict.fromkeys(("m", "meter", "meters", "metre", "metres"), 1.0),
+    **dict.fromkeys(("km", "kilometer", "kilometers", "kilometre", "kilometres"), 1e3),
+}
+#: Units that state a length not in metric units: a number carrying one is not a distance
+#: answer (it is neither converted nor read as bare metres).
+_FOREIGN_UNITS = ("ft", "feet", "foot", "inch", "inches", "yard", "yards", "mile", "miles")
+_NUMBER = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?|\.\d+)(?:[\s-]*([a-z]+))?(?![\w])", re.IGNORECASE)
+#: Words (or dashes) joining a bare number to a following number with a unit: "3 to 4 m".
+_RANGE_JOIN = re.compile(r"\s*(?:-|–|—|to|or|and|/)\s*$", re.IGNORECASE)
 _AXIS_WORDS = (
     {"left": "left", "right": "right"},
     {"front": "front", "behind": "behind", "back": "behind"},
@@ -323,9 +336,29 @@ def normalize_answer(text: str) -> str:
     return t.strip(" \t\"'`.!?;:")
 
 
+def label_key(text: str) -> str:
+    """A label answer reduced to its words, for exact matching of source labels.
+
+    Lower case; every character that is not a letter or a digit (hyphens, underscores,
+    apostrophes, commas, brackets, quotes, final stops) separates words; a leading
+    "the"/"a"/"an" and "sound of (the)" are dropped. "The church-bell." -> "church bell",
+    "dog (barking)" -> "dog barking", "rock'n'roll" -> "rock n roll".
+    """
+    words = re.findall(r"[^\W_]+", str(text).lower())
+    if words[:1] in (["the"], ["a"], ["an"]):
+        words = words[1:]
+    if words[:2] == ["sound", "of"]:
+        words = words[2:]
+        if words[:1] in (["the"], ["a"], ["an"]):
+            words = words[1:]
+    return " ".join(words)
+
+
 def parse_direction(text: str) -> tuple[str, str, str] | None:
     """The (lateral, frontal, vertical) words stated in free text, or None if an axis is
-    missing or stated both ways ("left ... right"). "back" counts as "behind"."""
+    missing or stated both ways ("left ... right", "above or below"). Words are whole words in
+    any order and case; "back" counts as "behind"; every other word is ignored (negations are
+    not understood: "not left" states "left")."""
     words = re.findall(r"[a-z]+", text.lower())
     out = []
     for axis in _AXIS_WORDS:
@@ -336,40 +369,73 @@ def parse_direction(text: str) -> tuple[str, str, str] | None:
     return (out[0], out[1], out[2])
 
 
-def parse_distance(text: str) -> float | None:
-    """A distance in metres stated in free text ("3.5m", "3.5 meters", "350 cm"), or None.
+def _to_metres(value: float, unit: str) -> float:
+    f = LENGTH_UNITS[unit]
+    return value * f if f >= 1.0 else value / round(1.0 / f)  # 350 cm -> exactly 3.5
 
-    A number with a metre/centimetre unit wins over a bare number; among several candidates
-    the last one is taken (SpatialSoundQA answers put the distance last: "right, behind,
-    above; 3.5m")."""
-    with_unit, bare = [], []
-    for m in _NUM_UNIT.finditer(text):
-        value, unit = float(m.group(1)), (m.group(2) or "").lower()
-        if unit.startswith("c"):
-            with_unit.append(value / 100.0)
-        elif unit:
-            with_unit.append(value)
-        else:
-            bare.append(value)
-    if with_unit:
-        return with_unit[-1]
-    return bare[-1] if bare else None
+
+def parse_distance(text: str) -> float | None:
+    """The one distance in metres stated in free text ("3.5m", "3.5 meters", "350 cm"), or None.
+
+    Numbers are decimal digits ("3.5", ".5"; no number words, no decimal comma). A number
+    followed by a unit of :data:`LENGTH_UNITS` (mm, cm, m, km and their spelled forms, British
+    or American) is converted to metres; a number with a non-metric length unit (feet,
+    inches...) is not a distance answer. A bare number joined to a following number with a
+    unit by "to", "or", "and", "/" or a dash ("3 to 4 m", "3-4 m") takes that unit.
+    If any number carries a metric unit, bare numbers are ignored ("the 2 sounds are 3.5 m
+    apart" -> 3.5); otherwise bare numbers are read as metres. The answer must state one
+    distance: when the numbers read that way do not all agree (within 1e-9 m) — "2 m or 5 m",
+    "between 3 and 4 m", "3 or 4" — the result is None. The same value written twice
+    ("3.5m (350 cm)") is one distance.
+    """
+    found: list[tuple[float, str | None, int, int]] = []
+    for m in _NUMBER.finditer(text):
+        word = (m.group(2) or "").lower()
+        if word in _FOREIGN_UNITS:
+            return None
+        unit = word if word in LENGTH_UNITS else None
+        # a non-unit word after the number ("2 sources") leaves the number bare
+        end = m.end(2) if unit else m.end(1)
+        found.append((float(m.group(1)), unit, m.start(1), end))
+    units: list[str | None] = [u for _, u, _, _ in found]
+    for i in range(len(found) - 2, -1, -1):
+        if units[i] is None and units[i + 1] is not None and \
+                _RANGE_JOIN.fullmatch(text[found[i][3]:found[i + 1][2]]):
+            units[i] = units[i + 1]
+    with_unit = [_to_metres(v, u) for (v, *_), u in zip(found, units) if u is not None]
+    values = with_unit or [v for (v, *_), u in zip(found, units) if u is None]
+    if not values or max(values) - min(values) > 1e-9:
+        return None
+    return values[0]
 
 
 def _yes_no_word(text: str) -> str | None:
-    m = re.match(r"\s*(yes|no)\b", text.lower())
-    return m.group(1) if m else None
+    """"yes" or "no" when exactly one of the two words occurs in ``text``, else None."""
+    words = set(re.findall(r"[a-z]+", text.lower())) & {"yes", "no"}
+    return words.pop() if len(words) == 1 else None
 
 
 def answer_correct(item_category: str, question_type: str, predicted: str, truth: str) -> bool:
     """Whether ``predicted`` answers correctly a question whose true answer is ``truth``.
 
-    DOA: the three direction words parsed from both agree (order-insensitive, free text
-    allowed). DE: parsed distances differ by at most :data:`DISTANCE_TOLERANCE` m. Direction /
-    Distance: Yes/No answers compare the leading yes/no word; distance answers ("2.5m") use the
-    0.5 m tolerance; anything else (a label, a side word) must equal the truth after
-    :func:`normalize_answer`. ``question_type`` is accepted for the record; the answer form is
-    taken from ``truth``.
+    * DOA: the three direction words (left/right, front/behind, above/below) parsed by
+      :func:`parse_direction` from both must all agree; each word matters on its own (one
+      wrong, missing or doubly stated axis makes the answer wrong). Order, case, free text
+      around them and a stated distance are ignored.
+    * DE: the distances parsed by :func:`parse_distance` (units mm/cm/m/km, spelled either
+      way; an answer stating several different distances, a range or no metric distance
+      counts as no answer) differ by at most :data:`DISTANCE_TOLERANCE` m (inclusive).
+    * Direction / Distance, truth "Yes"/"No": exactly one of the whole words "yes" and "no"
+      occurs in the prediction (any case, any position, other words allowed) and it is the
+      truth's. "Yes, it is." is yes; "yes and no", "I know" (no word "no") and "not at all"
+      are no answer.
+    * Direction / Distance, truth a distance ("2.5m"): as DE.
+    * Otherwise (a source label or a side word): the prediction's words equal the truth's
+      after :func:`label_key` (case, punctuation and a leading "the" / "sound of the"
+      ignored; nothing else may be added or left out).
+
+    ``question_type`` is accepted for the record; the answer form is taken from ``truth``.
+    Raises ``ValueError`` for an unknown ``item_category``.
     """
     if item_category == "DOA":
         p, t = parse_direction(predicted), parse_direction(truth)
@@ -381,11 +447,12 @@ def answer_correct(item_category: str, question_type: str, predicted: str, truth
         raise ValueError(f"unknown QA category {item_category!r}")
     nt = normalize_answer(truth)
     if nt in ("yes", "no"):
-        return _yes_no_word(normalize_answer(predicted)) == nt
+        return _yes_no_word(predicted) == nt
     if re.fullmatch(r"\d+(?:\.\d+)?m", nt):
         p, t = parse_distance(predicted), parse_distance(nt)
         return p is not None and t is not None and abs(p - t) <= DISTANCE_TOLERANCE + 1e-9
-    return normalize_answer(predicted) == nt
+    key = label_key(truth)
+    return bool(key) and label_key(predicted) == key
 
 
 def distance_of_answer(answer: str) -> float:
