@@ -1,0 +1,215 @@
+"""Spatial-AST-shaped binaural encoder (BAT, zszheng147/Spatial-AST; REFERENCE.md §6).
+
+Front end (fixed, no parameters to learn): binaural audio at 32 kHz, loudness-normalised to
+-14 dBFS RMS over both ears; STFT n_fft 1024, hop 320, Hann; 128 Slaney mel bands 50-14000 Hz.
+Four feature maps of shape (T, 128): log-mel power of L and of R (each standardised by
+``BatchNorm2d(2, affine=False)`` as published), and cos / sin of the interaural phase
+difference ``IPD = angle(R) - angle(L)`` per STFT bin, each projected onto the mel bands by
+the same (Slaney-normalised) mel matrix. T is interpolated to the preset's ``frames``.
+
+Network: conv3x3 4 -> 1 + BatchNorm + GELU; 16 x 16 patches (``frames / 16 x 8`` of them: 512
+for the paper preset's 1024 frames); three learned CLS tokens (distance, DoA, class) prepended;
+a pre-norm ViT. Heads on the CLS tokens: class (multi-label, BCE), distance (21 classes of
+0.5 m, CE), azimuth (360 x 1 deg, CE) and elevation (180 x 1 deg, CE); the pretraining loss is
+``1250 * cls + dist + 2 * (az + el)`` (the published weights).
+
+Coordinates of the heads follow the dataset (SOFA: azimuth counter-clockwise from the front,
+degrees in [0, 360); elevation in [-90, 90)), not BAT's axes: the labels come from our manifest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tas_bench.errors import TasBenchError
+
+SAMPLE_RATE = 32000
+N_FFT = 1024
+HOP = 320
+N_MELS = 128
+FMIN, FMAX = 50.0, 14000.0
+TARGET_DBFS = -14.0
+PATCH = 16
+N_DISTANCE = 21  # 0.0, 0.5, ..., 10.0 m
+DISTANCE_STEP = 0.5
+N_AZIMUTH = 360
+N_ELEVATION = 180
+LOSS_WEIGHTS = {"cls": 1250.0, "dist": 1.0, "az": 2.0, "el": 2.0}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Shape of the encoder. ``frames`` must be a multiple of 16 (the patch size)."""
+
+    preset: str = "cpu"
+    frames: int = 256
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    n_classes: int = 16
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.frames % PATCH or self.frames < PATCH:
+            raise TasBenchError(f"must be a positive multiple of {PATCH}, got {self.frames}",
+                                field="encoder.frames")
+        if self.dim % self.heads:
+            raise TasBenchError(f"dim {self.dim} is not divisible by heads {self.heads}",
+                                field="encoder.heads")
+        if self.n_classes < 1:
+            raise TasBenchError("must be >= 1", field="encoder.n_classes")
+
+    @property
+    def n_patches(self) -> int:
+        """Number of 16 x 16 patches: (frames / 16) x (128 / 16)."""
+        return (self.frames // PATCH) * (N_MELS // PATCH)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ENCODER_PRESETS: dict[str, dict[str, Any]] = {
+    # ViT-B as published: 768 wide, 12 layers, 12 heads, 1024 frames -> 512 patches
+    "paper": {"preset": "paper", "frames": 1024, "dim": 768, "depth": 12, "heads": 12,
+              "n_classes": 355},
+    # same structure, small enough to train on 2 CPU cores: 256 frames (2.56 s) -> 128 patches
+    "cpu": {"preset": "cpu", "frames": 256, "dim": 128, "depth": 4, "heads": 4, "n_classes": 16},
+}
+
+
+def encoder_config(preset: str, **overrides: Any) -> EncoderConfig:
+    """The :class:`EncoderConfig` of a named preset, with optional field overrides."""
+    if preset not in ENCODER_PRESETS:
+        raise TasBenchError(f"unknown encoder preset {preset!r}; one of {sorted(ENCODER_PRESETS)}",
+                            field="--preset")
+    return EncoderConfig(**{**ENCODER_PRESETS[preset], **overrides})
+
+
+def loudness_normalize(x: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
+    """Scale (2, T) audio so that its RMS over both ears is ``target_dbfs`` dB full scale.
+
+    Silence (RMS below 1e-9) is returned unchanged (zeros stay zeros).
+    """
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    if rms < 1e-9:
+        return np.asarray(x, dtype=np.float32)
+    gain = 10.0 ** (target_dbfs / 20.0) / rms
+    return (np.asarray(x, dtype=np.float64) * gain).astype(np.float32)
+
+
+class SpatialFrontEnd(nn.Module):
+    """Binaural (B, 2, N) float at 32 kHz -> (B, 4, frames, 128) features (see module doc)."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames = frames
+        mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
+        self.register_buffer("mel", torch.from_numpy(mel.astype(np.float32)), persistent=False)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.norm = nn.BatchNorm2d(2, affine=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        b, c, n = wav.shape
+        if c != 2:
+            raise TasBenchError(f"expected binaural (B, 2, N) audio, got {tuple(wav.shape)}")
+        spec = torch.stft(wav.reshape(b * 2, n), N_FFT, HOP, window=self.window, center=True,
+                          return_complex=True).reshape(b, 2, N_FFT // 2 + 1, -1)
+        spec = spec.transpose(-1, -2)  # (B, 2, T, 513)
+        power = spec.real.square() + spec.imag.square()
+        logmel = torch.log(power @ self.mel.T + 1e-10)  # (B, 2, T, 128)
+        logmel = self.norm(logmel)
+        ipd = torch.angle(spec[:, 1]) - torch.angle(spec[:, 0])
+        ipd_feats = torch.stack([torch.cos(ipd) @ self.mel.T, torch.sin(ipd) @ self.mel.T], dim=1)
+        feats = torch.cat([logmel, ipd_feats], dim=1)  # (B, 4, T, 128)
+        if feats.shape[2] != self.frames:
+            feats = F.interpolate(feats, size=(self.frames, N_MELS), mode="bilinear",
+                                  align_corners=False)
+        return feats
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        self.n1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.n2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.n1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.n2(x))
+
+
+class SpatialAudioEncoder(nn.Module):
+    """Spatial-AST-shaped encoder: features -> (B, 3 + n_patches, dim) tokens, plus heads."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.dim
+        self.front = SpatialFrontEnd(config.frames)
+        self.conv = nn.Sequential(nn.Conv2d(4, 1, 3, padding=1), nn.BatchNorm2d(1), nn.GELU())
+        self.patch = nn.Conv2d(1, d, kernel_size=PATCH, stride=PATCH)
+        self.cls = nn.Parameter(torch.zeros(1, 3, d))
+        self.pos = nn.Parameter(torch.zeros(1, 3 + config.n_patches, d))
+        nn.init.trunc_normal_(self.cls, std=0.02)
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        self.blocks = nn.ModuleList(_Block(d, config.heads, config.mlp_ratio, config.dropout)
+                                    for _ in range(config.depth))
+        self.norm = nn.LayerNorm(d)
+        self.head_dist = nn.Linear(d, N_DISTANCE)
+        self.head_az = nn.Linear(d, N_AZIMUTH)
+        self.head_el = nn.Linear(d, N_ELEVATION)
+        self.head_cls = nn.Linear(d, config.n_classes)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """Token sequence (B, 3 + n_patches, dim): CLS distance, DoA, class, then the patches."""
+        x = self.conv(self.front(wav))
+        x = self.patch(x).flatten(2).transpose(1, 2)  # (B, n_patches, d)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+    def heads(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits of the geometry heads from the CLS tokens of ``tokens``."""
+        return {"dist": self.head_dist(tokens[:, 0]),
+                "az": self.head_az(tokens[:, 1]),
+                "el": self.head_el(tokens[:, 1]),
+                "cls": self.head_cls(tokens[:, 2])}
+
+
+def geometry_targets(azimuth: float, elevation: float, distance: float) -> tuple[int, int, int]:
+    """Class indices (azimuth 1 deg bins of [0, 360), elevation 1 deg bins of [-90, 90),
+    distance 0.5 m bins of [0, 10]) of one source."""
+    az = int(math.floor(azimuth % 360.0)) % N_AZIMUTH
+    el = min(N_ELEVATION - 1, max(0, int(math.floor(elevation + 90.0))))
+    dist = min(N_DISTANCE - 1, max(0, int(round(distance / DISTANCE_STEP))))
+    return az, el, dist
+
+
+def pretraining_loss(logits: dict[str, torch.Tensor], az: torch.Tensor, el: torch.Tensor,
+                     dist: torch.Tensor, cls: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The published pretraining loss ``1250 * BCE(cls) + CE(dist) + 2 * (CE(az) + CE(el))``.
+
+    ``cls`` is a (B, n_classes) multi-hot float tensor; the others are (B,) class indices.
+    Returns the total and the parts (floats, for the log).
+    """
+    parts = {"cls": F.binary_cross_entropy_with_logits(logits["cls"], cls),
+             "dist": F.cross_entropy(logits["dist"], dist),
+             "az": F.cross_entropy(logits["az"], az),
+             "el": F.cross_entropy(logits["el"], el)}
+    total = sum(LOSS_WEIGHTS[k] * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
