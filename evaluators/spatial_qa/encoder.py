@@ -117,7 +117,9 @@ class SpatialFrontEnd(nn.Module):
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.norm = nn.BatchNorm2d(2, affine=False)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def raw(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, 2, N) -> (B, 4, frames, 128) features before the log-mel BatchNorm: a fixed
+        function of the audio, so training can compute it once per clip."""
         b, c, n = wav.shape
         if c != 2:
             raise TasBenchError(f"expected binaural (B, 2, N) audio, got {tuple(wav.shape)}")
@@ -126,7 +128,6 @@ class SpatialFrontEnd(nn.Module):
         spec = spec.transpose(-1, -2)  # (B, 2, T, 513)
         power = spec.real.square() + spec.imag.square()
         logmel = torch.log(power @ self.mel.T + 1e-10)  # (B, 2, T, 128)
-        logmel = self.norm(logmel)
         ipd = torch.angle(spec[:, 1]) - torch.angle(spec[:, 0])
         ipd_feats = torch.stack([torch.cos(ipd) @ self.mel.T, torch.sin(ipd) @ self.mel.T], dim=1)
         feats = torch.cat([logmel, ipd_feats], dim=1)  # (B, 4, T, 128)
@@ -134,6 +135,13 @@ class SpatialFrontEnd(nn.Module):
             feats = F.interpolate(feats, size=(self.frames, N_MELS), mode="bilinear",
                                   align_corners=False)
         return feats
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        """Apply the published ``BatchNorm2d(2, affine=False)`` to the two log-mel maps."""
+        return torch.cat([self.norm(feats[:, :2]), feats[:, 2:]], dim=1)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.raw(wav))
 
 
 class _Block(nn.Module):
@@ -176,7 +184,11 @@ class SpatialAudioEncoder(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Token sequence (B, 3 + n_patches, dim): CLS distance, DoA, class, then the patches."""
-        x = self.conv(self.front(wav))
+        return self.forward_features(self.front.raw(wav))
+
+    def forward_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`forward`, from :meth:`SpatialFrontEnd.raw` features (B, 4, frames, 128)."""
+        x = self.conv(self.front.normalize(raw))
         x = self.patch(x).flatten(2).transpose(1, 2)  # (B, n_patches, d)
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
         for blk in self.blocks:

@@ -1,0 +1,84 @@
+"""Assessor inputs from a dataset folder: audio at 32 kHz, front-end features, QA examples and
+geometry labels. Every pairing comes from the manifest (no random RIR per run: Spatial-AST
+issue #6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from evaluators.spatial_qa.encoder import (
+    SAMPLE_RATE,
+    SpatialFrontEnd,
+    geometry_targets,
+    loudness_normalize,
+)
+from tas_bench.audio_io import read_audio, resample
+from tas_bench.manifest import Clip, Dataset
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One question about one clip: index into the clip list, question, answer, category."""
+
+    clip: int
+    question: str
+    answer: str
+    category: str
+    question_type: str
+
+
+def prepare_audio(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(2, N) binaural at ``sample_rate`` -> float32 (2, M) at 32 kHz, RMS -14 dBFS."""
+    y = resample(np.asarray(x, dtype=np.float64), sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else x
+    return loudness_normalize(np.asarray(y))
+
+
+def clip_features(front: SpatialFrontEnd, audio: list[np.ndarray], batch: int = 8) -> torch.Tensor:
+    """Raw front-end features (N, 4, frames, 128) of prepared 32 kHz clips (equal lengths per
+    batch are not required: each clip is transformed alone)."""
+    out = []
+    with torch.no_grad():
+        for x in audio:
+            out.append(front.raw(torch.from_numpy(np.ascontiguousarray(x))[None].float())[0])
+    return torch.stack(out) if out else torch.zeros(0, 4, front.frames, 128)
+
+
+def load_split_audio(ds: Dataset, clips: list[Clip]) -> list[np.ndarray]:
+    """Reference audio of ``clips``, prepared for the encoder."""
+    out = []
+    for c in clips:
+        a = read_audio(ds.audio_path(c), channels=2, dtype="float64")
+        out.append(prepare_audio(a.samples, a.sample_rate))
+    return out
+
+
+def qa_examples(clips: list[Clip]) -> list[QAExample]:
+    """Every QA item of ``clips`` in manifest order."""
+    return [QAExample(i, q.question, q.answer, q.category, q.question_type)
+            for i, c in enumerate(clips) for q in c.qa]
+
+
+def label_vocabulary(clips: list[Clip]) -> list[str]:
+    """Sorted source labels of ``clips`` (the class head's classes)."""
+    return sorted({s.label for c in clips for s in c.sources})
+
+
+def geometry_labels(clips: list[Clip], labels: list[str]) -> dict[str, torch.Tensor]:
+    """Pretraining targets per clip: azimuth/elevation/distance bins of the first source and
+    the multi-hot class vector over ``labels`` (unknown labels left out)."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    az, el, dist = [], [], []
+    cls = torch.zeros(len(clips), max(1, len(labels)))
+    for i, c in enumerate(clips):
+        s = c.sources[0]
+        a, e, d = geometry_targets(s.azimuth, s.elevation, s.distance)
+        az.append(a)
+        el.append(e)
+        dist.append(d)
+        for src in c.sources:
+            if src.label in index:
+                cls[i, index[src.label]] = 1.0
+    return {"az": torch.tensor(az), "el": torch.tensor(el), "dist": torch.tensor(dist), "cls": cls}
