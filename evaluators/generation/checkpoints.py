@@ -2,12 +2,20 @@
 
 Accepted files: ``.safetensors``; or a PyTorch file read with ``torch.load(weights_only=True)``
 holding either a state dict or ``{"model": state_dict, ...}`` (the official PANNs layout). The
-official ``Cnn14_16k_mAP=0.438.pth`` stores a few NumPy scalars next to the tensors, so the
-NumPy array reconstructor is allow-listed for the weights-only unpickler (no other globals).
+official PANNs checkpoints store NumPy values next to the tensors (arrays and scalars such as
+``np.int64`` / ``np.float64``), so exactly the NumPy rebuild functions those need are
+allow-listed for the weights-only unpickler: the array reconstructor, the scalar constructor
+(``numpy._core.multiarray.scalar``, also under its NumPy 1.x name ``numpy.core.multiarray``),
+``numpy.ndarray`` and the dtype classes. None of them calls back into arbitrary code: they
+build an array or a scalar from a dtype and raw bytes.
+
+A file the weights-only unpickler refuses is refused with our own message (the file, the
+global it needs, how to convert it); we never suggest loading it with ``weights_only=False``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +31,42 @@ def _numpy_safe_globals() -> list:
         from numpy._core import multiarray as _ma  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray as _ma  # type: ignore[no-redef]
-    out.append(_ma._reconstruct)
-    # files written with NumPy 1.x (the official PANNs checkpoints) name it numpy.core...
-    out.append((_ma._reconstruct, "numpy.core.multiarray._reconstruct"))
+    # files written with NumPy 1.x (the official PANNs checkpoints) name these numpy.core...
+    for fn in (_ma._reconstruct, _ma.scalar):
+        out.append(fn)
+        out.append((fn, f"numpy.core.multiarray.{fn.__name__}"))
     out.extend(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType"))
     return out
+
+
+_GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL (\S+)")
+_REASON_RE = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", re.S)
+
+
+def _refusal(exc: BaseException) -> str:
+    """Our message for a file ``torch.load(weights_only=True)`` rejected.
+
+    torch's own message advises re-running with ``weights_only=False``, i.e. unpickling the
+    file with arbitrary code execution; we never pass that advice on.
+    """
+    text = str(exc)
+    glob = _GLOBAL_RE.search(text)
+    convert = ("convert it to .safetensors, or save a plain state dict ({name: tensor}) with "
+               "torch.save, on a machine where you trust the file")
+    if glob:
+        return (f"cannot be loaded safely: its pickle needs the global {glob.group(1)}, which "
+                f"the weights-only loader does not allow (unpickling it could run arbitrary "
+                f"code); {convert}")
+    reason = _REASON_RE.search(text)
+    if reason:
+        detail = " ".join(reason.group(1).split())[:200]
+        return (f"cannot be loaded safely: the weights-only loader refuses it ({detail}); "
+                f"{convert}")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if "weights_only" in first or "Weights only" in first:  # torch's advice, never ours
+        first = ""
+    return ("not a readable weights-only PyTorch checkpoint (" + type(exc).__name__
+            + (f": {first[:200]}" if first else "") + ")")
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -46,9 +85,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors come in many types
-        raise TasBenchError(
-            f"cannot load as a weights-only PyTorch checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]})", path=p) from None
+        raise TasBenchError(_refusal(exc), path=p) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
