@@ -151,3 +151,112 @@ class SpatialQAAssessor(nn.Module):
                                     pad_token_id=self.tokenizer.pad_token_id)
             answers.append(self.tokenizer.decode(out[0], skip_special_tokens=True).strip())
         return answers
+
+
+# ---- save / load (diffusers-style folder) ---------------------------------------------------
+ASSESSOR_FORMAT = "tas-bench-spatial-qa/1"
+CONFIG_NAME = "assessor.json"
+WEIGHTS_NAME = "assessor.safetensors"
+LLM_SUBFOLDER = "llm"
+
+
+def save_assessor(a: SpatialQAAssessor, folder: Any, *, meta: dict[str, Any]) -> None:
+    """Write ``folder/assessor.json`` + ``assessor.safetensors`` (+ ``llm/`` for a scratch LLM).
+
+    With an external LLM (``meta["llm"]["kind"] == "external"``) only the encoder, projector
+    and LoRA weights are written, with the LLM folder's fingerprint in ``assessor.json``; with a
+    scratch LLM the whole LM and its tokenizer go to ``llm/`` through ``save_pretrained``.
+    """
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from tas_bench.fileio import atomic_path, write_json_atomic
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"encoder.{k}": v for k, v in a.encoder.state_dict().items()}
+    tensors.update({f"projector.{k}": v for k, v in a.projector.state_dict().items()})
+    external = meta["llm"]["kind"] == "external"
+    if external:
+        from peft import get_peft_model_state_dict
+
+        tensors.update({f"lora.{k}": v for k, v in get_peft_model_state_dict(a.llm).items()})
+    else:
+        a.llm.save_pretrained(str(folder / LLM_SUBFOLDER))
+        a.tokenizer.save_pretrained(str(folder / LLM_SUBFOLDER))
+    with atomic_path(folder / WEIGHTS_NAME, suffix=".safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+    write_json_atomic(folder / CONFIG_NAME, {"format": ASSESSOR_FORMAT, **meta})
+
+
+def load_assessor(folder: Any, *, llm_path: Any = None, preset: str | None = None
+                  ) -> tuple[SpatialQAAssessor, dict[str, Any]]:
+    """Load what :func:`save_assessor` wrote; returns (assessor in eval mode, meta).
+
+    ``llm_path`` is required when the assessor was trained on an external LLM; its folder
+    fingerprint must equal the recorded one. ``preset``, when given, must equal the encoder
+    preset the checkpoint was trained for.
+    """
+    from pathlib import Path
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from evaluators.spatial_qa.encoder import EncoderConfig
+    from evaluators.spatial_qa.llm import llm_fingerprint, load_llm
+    from tas_bench.errors import TasBenchError
+    from tas_bench.fileio import read_json_object
+
+    folder = Path(folder)
+    cfg_path = folder / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise TasBenchError(f"not an assessor folder: {CONFIG_NAME} is missing", path=folder)
+    meta = read_json_object(cfg_path)
+    if meta.get("format") != ASSESSOR_FORMAT:
+        raise TasBenchError(f"format {meta.get('format')!r} is not {ASSESSOR_FORMAT!r} "
+                            "(a checkpoint of another kind?)", path=cfg_path)
+    try:
+        enc_cfg = EncoderConfig(**meta["encoder"])
+        proj_cfg = ProjectorConfig(**meta["projector"])
+        llm_meta = dict(meta["llm"])
+    except (KeyError, TypeError) as exc:
+        raise TasBenchError(f"malformed assessor config ({exc})", path=cfg_path) from None
+    if preset is not None and enc_cfg.preset != preset:
+        raise TasBenchError(f"checkpoint was trained for encoder preset {enc_cfg.preset!r}, "
+                            f"not {preset!r}", path=cfg_path)
+    if llm_meta.get("kind") == "external":
+        if llm_path is None:
+            raise TasBenchError("this assessor was trained on an external LLM: pass its folder "
+                                f"(fingerprint {llm_meta.get('fingerprint', '?')[:12]}…)",
+                                path=folder)
+        fp = llm_fingerprint(Path(llm_path))
+        if fp != llm_meta.get("fingerprint"):
+            raise TasBenchError(f"LLM folder fingerprint {fp[:12]}… differs from the one the "
+                                f"assessor was trained on ({str(llm_meta.get('fingerprint'))[:12]}…)",
+                                path=llm_path)
+        llm, tok = load_llm(Path(llm_path), lora=True)
+    else:
+        llm, tok = load_llm(folder / LLM_SUBFOLDER, lora=False)
+    try:
+        tensors = load_file(str(folder / WEIGHTS_NAME))
+    except (OSError, SafetensorError) as exc:
+        raise TasBenchError(f"unreadable or corrupted weights ({exc})",
+                            path=folder / WEIGHTS_NAME) from None
+    enc = SpatialAudioEncoder(enc_cfg)
+    width = llm.get_input_embeddings().weight.shape[1]
+    proj = QFormerProjector(enc_cfg.dim, width, proj_cfg.n_queries, proj_cfg.n_layers,
+                            proj_cfg.heads)
+    try:
+        enc.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
+        proj.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("projector.")})
+        if llm_meta.get("kind") == "external":
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(llm, {k[5:]: v for k, v in tensors.items()
+                                            if k.startswith("lora.")})
+    except RuntimeError as exc:
+        raise TasBenchError(f"weights do not fit the recorded config ({str(exc).splitlines()[0]})",
+                            path=folder / WEIGHTS_NAME) from None
+    a = SpatialQAAssessor(enc, proj, llm, tok).eval()
+    return a, meta
