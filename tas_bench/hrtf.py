@@ -9,6 +9,11 @@ Conventions (SOFA): azimuth in degrees counter-clockwise from the front (90 = le
 ``SourcePosition`` (x front, y left, z up) is converted to spherical degrees. ``Data.Delay`` (in
 samples at the file's rate) is applied by prepending zeros, then the IRs are resampled to the
 requested rate with :func:`tas_bench.audio_io.resample`.
+
+Nearest direction: the measured direction with the largest cosine to the requested one; exact
+ties (cosines within :data:`NEAREST_TIE_COS`) go to the lower elevation, then the lower azimuth
+in [0, 360), then the lower file index, so a source midway between two grid points gets the
+same HRIR at every distance and room position.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ KNOWN_HRTFS: dict[str, str] = {
 ACCEPTED_CONVENTIONS = ("SimpleFreeFieldHRIR",)
 #: Onset = first sample whose magnitude reaches this fraction of the IR's peak (for ``interp``).
 ONSET_FRACTION = 0.2
+#: Measured directions whose cosines to a requested direction are within this of the largest
+#: one are equally near (an exact tie, e.g. a request midway between two grid points, seen
+#: through floating-point round-off that changes with the distance or the room position).
+NEAREST_TIE_COS = 1e-12
 
 
 def _unit_vectors(az_deg: np.ndarray, el_deg: np.ndarray) -> np.ndarray:
@@ -64,9 +73,17 @@ class Hrtf:
     distance: float
     hrir: np.ndarray
     _units: np.ndarray = field(init=False, repr=False)
+    _tie_rank: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._units = _unit_vectors(self.azimuth, self.elevation)
+        m = len(self.azimuth)
+        # tie-break order: lower elevation, then lower azimuth in [0, 360), then lower index
+        # (for files sorted that way, like MIT KEMAR, the file order)
+        order = np.lexsort((np.arange(m), np.mod(np.asarray(self.azimuth, dtype=float), 360.0),
+                            np.asarray(self.elevation, dtype=float)))
+        self._tie_rank = np.empty(m, dtype=np.int64)
+        self._tie_rank[order] = np.arange(m)
 
     @property
     def taps(self) -> int:
@@ -91,16 +108,39 @@ class Hrtf:
 
     def nearest_k(self, az: float, el: float, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the ``k`` measured directions nearest (great circle) to (az, el) in degrees,
-        and their angular distances in degrees, nearest first."""
+        and their angular distances in degrees, nearest first.
+
+        Equally near directions (cosines within :data:`NEAREST_TIE_COS`) come in a fixed
+        order: lower elevation first, then lower azimuth counted counter-clockwise in [0, 360),
+        then lower index in the file; so the choice never depends on round-off.
+        """
         self._check_angles(az, el)
         u = _unit_vectors(np.array(az, dtype=float), np.array(el, dtype=float))
         cos = np.clip(self._units @ u, -1.0, 1.0)
         k = min(k, len(cos))
-        idx = np.argsort(-cos, kind="stable")[:k]
+        order = np.argsort(-cos, kind="stable")
+        picked: list[int] = []
+        i = 0
+        while len(picked) < k:
+            j = i + 1
+            while j < len(order) and cos[order[i]] - cos[order[j]] <= NEAREST_TIE_COS:
+                j += 1
+            group = order[i:j]
+            picked.extend(int(g) for g in group[np.argsort(self._tie_rank[group], kind="stable")])
+            i = j
+        idx = np.array(picked[:k], dtype=np.int64)
         return idx, np.degrees(np.arccos(cos[idx]))
 
+    def nearest_indices(self, directions: np.ndarray) -> np.ndarray:
+        """Index of the nearest measured direction for each row of ``directions`` ((N, 3) unit
+        vectors, x front, y left, z up): the largest cosine, ties as in :meth:`nearest_k`."""
+        cos = np.atleast_2d(np.asarray(directions, dtype=np.float64)) @ self._units.T
+        tied = cos >= cos.max(axis=1, keepdims=True) - NEAREST_TIE_COS
+        return np.argmin(np.where(tied, self._tie_rank[None, :], len(self._tie_rank)), axis=1)
+
     def nearest(self, az: float, el: float) -> int:
-        """Index of the measured direction nearest (great circle) to (az, el) in degrees."""
+        """Index of the measured direction nearest (great circle) to (az, el) in degrees (ties
+        broken as in :meth:`nearest_k`: lower elevation, then lower azimuth)."""
         return int(self.nearest_k(az, el, 1)[0][0])
 
     def hrir_at(self, az: float, el: float, method: str = "nearest") -> np.ndarray:

@@ -239,8 +239,9 @@ def brir(room: Room, hrtf: Hrtf, azimuth: float, elevation: float, distance: flo
     vec = imgs - lst
     d = np.linalg.norm(vec, axis=1)
     u = vec / d[:, None]
-    # nearest measured HRIR for every arrival direction
-    idx = np.argmax(u @ hrtf.unit_vectors.T, axis=1)
+    # nearest measured HRIR for every arrival direction (exact ties broken by a fixed rule,
+    # not by the round-off of this distance: Hrtf.nearest_indices)
+    idx = hrtf.nearest_indices(u)
     beta = math.sqrt(1.0 - room.absorption)
     gains = norm * beta**orders / d
     delays = np.rint(d / SPEED_OF_SOUND * sr).astype(int)

@@ -7,6 +7,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (a hash of the test seeds them): a failure
+# is reproducible and never comes and goes. HYPOTHESIS_PROFILE=explore searches afresh.
+settings.register_profile("tas-bench", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tas-bench"))
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="tas-bench-tests-"))
 os.environ["TAS_BENCH_CACHE"] = str(_SESSION_TMP / "cache")

@@ -206,3 +206,47 @@ def test_interpolated_hrirs_keep_the_lateral_cues(kemar, noise, az):
         y = render(noise, brir(room, kemar, sign * az, 23.4, 2.0, method="interp"))
         assert math.copysign(1.0, ild_db(y)) == sign
         assert math.copysign(1.0, gcc_phat_left_lead(y)) == sign
+
+
+def test_tied_directions_get_one_hrir_at_every_distance(kemar):
+    """az 12, el 46 lies exactly midway between KEMAR's (8, 50) and (16, 50): the documented
+    tie-break (lower elevation, then lower azimuth) picks (8, 50) at every distance, so the
+    direct energy follows 1/r^2 exactly (with a distance-dependent choice: 8.59 for 1 m vs 3 m)."""
+    idx, dist = kemar.nearest_k(12.0, 46.0, 2)
+    assert dist[1] - dist[0] < 1e-9  # a genuine tie
+    assert {(float(kemar.azimuth[i]), float(kemar.elevation[i])) for i in idx} == \
+        {(8.0, 50.0), (16.0, 50.0)}
+    chosen = kemar.nearest(12.0, 46.0)
+    assert (kemar.azimuth[chosen], kemar.elevation[chosen]) == (8.0, 50.0)
+    room = room_by_name("hall")
+    ref = brir(room, kemar, 12.0, 46.0, 1.0, reverb=False)
+    e_ref = float(np.sum(ref**2))
+    for d in [0.5 * k for k in range(1, 21)]:
+        h = brir(room, kemar, 12.0, 46.0, d, reverb=False)
+        assert float(np.sum(h**2)) / e_ref == pytest.approx(1.0 / d**2, rel=1e-9), d
+        # the direct path is the HRIR of the chosen direction, delayed and scaled
+        delay = int(np.rint(d / SPEED_OF_SOUND * SR))
+        seg = h[:, delay:delay + kemar.taps]
+        want = kemar.hrir[chosen]
+        np.testing.assert_allclose(seg / np.abs(seg).max(), want / np.abs(want).max(), atol=1e-12)
+
+
+def test_nearest_direction_tie_break_on_a_made_up_grid():
+    """Exact ties go to the lower elevation, then the lower azimuth in [0, 360), whatever the
+    file order; the vector lookup the room model uses agrees with the angle lookup."""
+    from tas_bench.hrtf import Hrtf
+
+    az = np.array([10.0, -10.0, 0.0, 0.0, 170.0, -170.0])
+    el = np.array([0.0, 0.0, 10.0, -10.0, 0.0, 0.0])
+    h = Hrtf("grid", "", "", SR, az, el, 1.0, np.zeros((6, 2, 4)))
+    assert h.nearest(0.0, 0.0) == 3                   # four-way tie: el -10 is lowest
+    assert h.nearest(0.0, 5.0) == 2                   # nearer to el 10 than to az +-10
+    assert h.nearest(180.0, 0.0) == 4                 # 170 < 190 (= -170 counter-clockwise)
+    idx, dist = h.nearest_k(0.0, 0.0, 4)
+    assert idx.tolist() == [3, 0, 1, 2]               # el -10; then el 0: az 10 before 350
+    np.testing.assert_allclose(dist, 10.0)
+    # the same directions as (scaled, round-off perturbed) vectors through nearest_indices
+    for scale in (0.5, 1.0, 3.0, 7.5):
+        v = np.array([[scale, 0.0, 0.0], [-scale, 0.0, 0.0]]) + 1e-17
+        u = v / np.linalg.norm(v, axis=1)[:, None]
+        assert h.nearest_indices(u).tolist() == [3, 4]
