@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -195,15 +198,134 @@ def safe_join(root: str | os.PathLike[str], relative: str, *, what: str = "path"
     return full
 
 
-def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a JSON file that must hold an object; a malformed file is a
-    :class:`~tas_bench.errors.TasBenchError` naming it."""
+#: Limits of :func:`loads_json_strict` and :func:`read_json_object`. Nothing tas-bench writes
+#: comes near them (a manifest line is about 1 KB, nesting stays under 10 levels); they turn
+#: hostile files into one clear error instead of a RecursionError, a quadratic-time integer
+#: conversion or an unbounded read.
+MAX_JSON_DEPTH = 100
+MAX_JSON_INT_DIGITS = 1000
+MAX_JSON_FILE_BYTES = 64 << 20
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class JSONProblem(ValueError):
+    """Why a JSON text was refused: ``reason``, and the 1-based ``line``/``column`` when known
+    (0 when the parser cannot say where, e.g. for an over-long integer)."""
+
+    def __init__(self, reason: str, line: int = 0, column: int = 0) -> None:
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = f" at line {line} column {column}" if line else ""
+        super().__init__(f"malformed JSON ({reason}{where})")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed; write null for a missing number")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"an integer of {digits} digits (at most {MAX_JSON_INT_DIGITS} allowed)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} does not fit a 64-bit float")
+    return value
+
+
+def _check_json_tree(doc: Any, surrogates: bool) -> None:
+    # iterative, so that no depth of nesting can overflow the Python stack
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                raise JSONProblem(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(obj, dict):
+                if surrogates:
+                    stack.extend((k, depth) for k in obj)
+                stack.extend((v, depth + 1) for v in obj.values())
+            else:
+                stack.extend((v, depth + 1) for v in obj)
+        elif surrogates and isinstance(obj, str):
+            try:
+                obj.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JSONProblem("a string holds an unpaired UTF-16 surrogate escape "
+                                  "(\\ud800-\\udfff), which is not valid Unicode") from None
+
+
+def loads_json_strict(text: str) -> Any:
+    """Parse JSON ``text`` strictly; raise :class:`JSONProblem` (a ``ValueError``) if refused.
+
+    Beyond :func:`json.loads` it refuses ``NaN``/``Infinity`` literals, numbers that overflow a
+    float (``1e999``), integers of more than :data:`MAX_JSON_INT_DIGITS` digits, nesting deeper
+    than :data:`MAX_JSON_DEPTH` levels and strings with unpaired surrogate escapes, so that
+    every value it returns can be written back as strict UTF-8 JSON.
+    """
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int,
+                         parse_float=_parse_float)
+    except json.JSONDecodeError as exc:
+        raise JSONProblem(exc.msg, exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise JSONProblem(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # raised by the hooks above (or by int() itself)
+        raise JSONProblem(str(exc).split(";")[0]) from None
+    surrogates = bool(_SURROGATE_ESCAPE.search(text))
+    if surrogates or text.count("[") + text.count("{") >= MAX_JSON_DEPTH:
+        _check_json_tree(doc, surrogates)
+    return doc
+
+
+def read_json_object(path: str | os.PathLike[str], *,
+                     max_bytes: int = MAX_JSON_FILE_BYTES) -> dict[str, Any]:
+    """Parse a JSON file that must hold an object (results.json, system cards, dataset.json).
+
+    Anything wrong is a :class:`~tas_bench.errors.TasBenchError` naming the file (and the line
+    where it can): missing, not a regular file (a FIFO is refused before it is opened, so it
+    cannot hang), larger than ``max_bytes`` (the file is read whole, so this bounds memory),
+    invalid UTF-8, or JSON that :func:`loads_json_strict` refuses.
+    """
     from tas_bench.errors import TasBenchError
 
+    p = Path(path)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TasBenchError(f"malformed JSON ({exc})", path=path) from None
+        st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise TasBenchError("is not a regular file", path=p)
+        if st.st_size > max_bytes:
+            raise TasBenchError(f"is {st.st_size} bytes; JSON files over {max_bytes} bytes are refused",
+                                path=p)
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise TasBenchError("not found", path=p) from None
+    except OSError as exc:
+        raise TasBenchError(f"cannot be read ({exc.strerror or exc})", path=p) from None
+    if len(data) > max_bytes:
+        raise TasBenchError(f"is over {max_bytes} bytes; larger JSON files are refused", path=p)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise TasBenchError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at line {line} "
+                            f"column {col})", path=p) from None
+    try:
+        doc = loads_json_strict(text)
+    except JSONProblem as exc:
+        raise TasBenchError(str(exc), path=p) from None
     if not isinstance(doc, dict):
-        raise TasBenchError("expected a JSON object", path=path)
+        raise TasBenchError(f"expected a JSON object, found {_json_type(doc)}", path=p)
     return doc
+
+
+def _json_type(doc: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(doc), type(doc).__name__)

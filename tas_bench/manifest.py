@@ -25,20 +25,36 @@ seed           the integer seed the clip was simulated with, or null
 
 Extra keys are allowed and kept (forward compatible); unknown *values* of the enumerated fields
 are errors.
+
+Hostile files: the manifest is read as bytes, one line at a time, and each line is parsed by
+:func:`tas_bench.fileio.loads_json_strict` (no NaN/Infinity, no integer over 1000 digits, no
+nesting over 100 levels, no unpaired surrogates); a line that is not valid UTF-8 or longer than
+:data:`MAX_LINE_BYTES` is reported as a problem of that line and skipped without being held in
+memory, so memory stays bounded by the valid clips, whatever the file holds. ``dataset.json``
+(optional) must be a JSON object whose ``name``, if present, is a non-empty one-line string.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import read_json_object, safe_join, sha256_bytes, sha256_file
+from tas_bench.fileio import (
+    JSONProblem,
+    loads_json_strict,
+    read_json_object,
+    safe_join,
+    sha256_bytes,
+    sha256_file,
+)
 from tas_bench.geometry import direction_words
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -49,6 +65,17 @@ CATEGORIES = ("single_doa_de", "double_doa_de", "relative_direction", "relative_
 PROMPT_TYPES = tuple("ABCDEFG")
 QA_CATEGORIES = ("DOA", "DE", "Direction", "Distance")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: Longest manifest line read (bytes, without the newline); a clip line is ~1 KB.
+MAX_LINE_BYTES = 1 << 20
+#: At most this many problems are listed; the rest are counted in one closing problem.
+MAX_LISTED_PROBLEMS = 1000
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of ``value`` cut to ``limit`` characters, for messages about hostile values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -119,15 +146,17 @@ class Clip:
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem: manifest line (1-based, 0 = whole file), field, message."""
+    """One validation problem: line (1-based, 0 = whole file), field, message, and the file
+    inside the dataset folder it concerns (``""`` = the manifest)."""
 
     line: int
     field: str
     message: str
+    file: str = ""
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line else "manifest"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        where = f"line {self.line}" if self.line else ("" if self.file else "manifest")
+        return ": ".join(x for x in (where, self.field, self.message) if x)
 
 
 class _Checker:
@@ -159,6 +188,12 @@ class _Checker:
         if isinstance(v, float) and not math.isfinite(v):
             self.bad(name, "must be finite")
             return None
+        if isinstance(v, int) and float in types:
+            try:
+                float(v)
+            except OverflowError:
+                self.bad(name, f"{_short(v, 30)} does not fit a 64-bit float")
+                return None
         return v
 
 
@@ -181,13 +216,13 @@ def _parse_source(obj: Any, c: _Checker, prefix: str) -> Source | None:
     prov = c.get(obj, "provenance", (dict,), prefix)
     ok = True
     if az is not None and not -180.0 <= az <= 360.0:
-        c.bad(f"{prefix}azimuth", f"{az} out of range [-180, 360] degrees")
+        c.bad(f"{prefix}azimuth", f"{_short(az)} out of range [-180, 360] degrees")
         ok = False
     if el is not None and not -90.0 <= el <= 90.0:
-        c.bad(f"{prefix}elevation", f"{el} out of range [-90, 90] degrees")
+        c.bad(f"{prefix}elevation", f"{_short(el)} out of range [-90, 90] degrees")
         ok = False
     if dist is not None and not 0.0 < dist <= 1000.0:
-        c.bad(f"{prefix}distance", f"{dist} out of range (0, 1000] metres")
+        c.bad(f"{prefix}distance", f"{_short(dist)} out of range (0, 1000] metres")
         ok = False
     if words is not None:
         if len(words) != 3 or not all(isinstance(w, str) for w in words):
@@ -195,7 +230,7 @@ def _parse_source(obj: Any, c: _Checker, prefix: str) -> Source | None:
             ok = False
         elif az is not None and el is not None and ok and list(direction_words(az, el)) != words:
             c.bad(f"{prefix}direction",
-                  f"{words} disagrees with azimuth {az}, elevation {el} "
+                  f"{_short(words, 120)} disagrees with azimuth {az}, elevation {el} "
                   f"(expected {list(direction_words(az, el))})")
             ok = False
     provenance = None
@@ -220,7 +255,7 @@ def _parse_qa(obj: Any, c: _Checker, prefix: str) -> QAItem | None:
     cat = c.get(obj, "category", (str,), prefix)
     qt = c.get(obj, "question_type", (str,), prefix)
     if cat is not None and cat not in QA_CATEGORIES:
-        c.bad(f"{prefix}category", f"{cat!r} is not one of {list(QA_CATEGORIES)}")
+        c.bad(f"{prefix}category", f"{_short(cat)} is not one of {list(QA_CATEGORIES)}")
         return None
     if None in (q, a, cat, qt):
         return None
@@ -236,22 +271,25 @@ def parse_clip(obj: Any, line: int, problems: list[Problem]) -> Clip | None:
         return None
     cid = c.get(obj, "id", (str,))
     if cid is not None and not _ID_RE.match(cid):
-        c.bad("id", f"{cid!r} is not a valid clip id (letters, digits, _ - . ; max 200 chars)")
+        c.bad("id", f"{_short(cid)} is not a valid clip id (letters, digits, _ - . ; max 200 chars)")
     split = c.get(obj, "split", (str,))
     if split is not None and split not in SPLITS:
-        c.bad("split", f"{split!r} is not one of {list(SPLITS)}")
+        c.bad("split", f"{_short(split)} is not one of {list(SPLITS)}")
     audio = c.get(obj, "audio", (str,))
-    if audio is not None and (audio.startswith("/") or ".." in Path(audio).parts):
-        c.bad("audio", f"{audio!r} must be a path inside the dataset folder (no '..', not absolute)")
+    if audio is not None and (not audio or len(audio) > 1024 or _CONTROL_RE.search(audio)):
+        c.bad("audio", f"{_short(audio)} is not a usable file name (empty, over 1024 characters "
+                       "or control characters)")
+    elif audio is not None and (audio.startswith("/") or ".." in Path(audio).parts):
+        c.bad("audio", f"{_short(audio)} must be a path inside the dataset folder (no '..', not absolute)")
     sr = c.get(obj, "sample_rate", (int,))
     if sr is not None and not 1000 <= sr <= 384000:
-        c.bad("sample_rate", f"{sr} out of range [1000, 384000] Hz")
+        c.bad("sample_rate", f"{_short(sr)} out of range [1000, 384000] Hz")
     dur = c.get(obj, "duration", (int, float))
     if dur is not None and not dur > 0:
-        c.bad("duration", f"{dur} must be > 0 seconds")
+        c.bad("duration", f"{_short(dur)} must be > 0 seconds")
     cat = c.get(obj, "category", (str,))
     if cat is not None and cat not in CATEGORIES:
-        c.bad("category", f"{cat!r} is not one of {list(CATEGORIES)}")
+        c.bad("category", f"{_short(cat)} is not one of {list(CATEGORIES)}")
     raw_sources = c.get(obj, "sources", (list,))
     sources = []
     for i, s in enumerate(raw_sources or []):
@@ -261,7 +299,7 @@ def parse_clip(obj: Any, line: int, problems: list[Problem]) -> Clip | None:
     prompt = c.get(obj, "prompt", (str,))
     ptype = c.get(obj, "prompt_type", (str,), nullable=True)
     if ptype is not None and ptype not in PROMPT_TYPES:
-        c.bad("prompt_type", f"{ptype!r} is not one of A..G")
+        c.bad("prompt_type", f"{_short(ptype)} is not one of A..G")
     raw_qa = c.get(obj, "qa", (list,))
     qa = []
     for i, q in enumerate(raw_qa or []):
@@ -272,7 +310,7 @@ def parse_clip(obj: Any, line: int, problems: list[Problem]) -> Clip | None:
     room = c.get(obj, "room", (dict,), nullable=True)
     seed = c.get(obj, "seed", (int,), nullable=True)
     if cat is not None and cat != "real" and raw_sources is not None and not raw_sources:
-        c.bad("sources", f"category {cat!r} needs at least one source")
+        c.bad("sources", f"category {_short(cat)} needs at least one source")
     if len(problems) > n_before:
         return None
     return Clip(cid, split, audio, int(sr), float(dur), cat, sources, prompt, ptype, qa, hrtf,
@@ -280,15 +318,36 @@ def parse_clip(obj: Any, line: int, problems: list[Problem]) -> Clip | None:
 
 
 def iter_manifest_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """Yield (line number, parsed object or None, JSON error or None) for non-blank lines."""
-    with open(path, encoding="utf-8") as f:
-        for n, raw in enumerate(f, start=1):
+    """Yield (line number, parsed object or None, problem text or None) for non-blank lines.
+
+    Reads bytes, one line at a time: a line that is not UTF-8, is longer than
+    :data:`MAX_LINE_BYTES` (skipped in 1 MiB pieces, never held whole) or is refused by
+    :func:`~tas_bench.fileio.loads_json_strict` yields its problem instead of an object.
+    """
+    with open(path, "rb") as f:
+        n = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            n += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                size = len(raw)
+                while not raw.endswith(b"\n") and (raw := f.readline(1 << 20)):
+                    size += len(raw)
+                yield n, None, (f"line is {size} bytes long; manifest lines over "
+                                f"{MAX_LINE_BYTES} bytes are refused")
+                continue
             if not raw.strip():
                 continue
             try:
-                yield n, json.loads(raw), None
-            except json.JSONDecodeError as exc:
-                yield n, None, f"malformed JSON ({exc.msg} at column {exc.colno})"
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield n, None, (f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte column "
+                                f"{exc.start + 1})")
+                continue
+            try:
+                yield n, loads_json_strict(text), None
+            except JSONProblem as exc:
+                where = f" at column {exc.column}" if exc.column else ""
+                yield n, None, f"malformed JSON ({exc.reason}{where})"
 
 
 @dataclass
@@ -316,49 +375,110 @@ def check_manifest(root: str | Path) -> tuple[list[Clip], list[Problem]]:
 
     Returns all valid clips and every problem found (line, field, message).
     """
+    clips, problems, _ = check_manifest_lines(root)
+    return clips, problems
+
+
+def check_manifest_lines(root: str | Path) -> tuple[list[Clip], list[Problem], dict[str, int]]:
+    """:func:`check_manifest` plus the manifest line (1-based) of each valid clip id.
+
+    At most :data:`MAX_LISTED_PROBLEMS` problems are listed; one more (line 0) counts the rest.
+    A manifest that is missing, not a regular file or unreadable is a :class:`TasBenchError`.
+    """
     root = Path(root)
     path = root / MANIFEST_NAME
     problems: list[Problem] = []
     if not root.is_dir():
         raise TasBenchError("dataset folder not found", path=root)
-    if not path.is_file():
-        raise TasBenchError("no manifest.jsonl in the dataset folder", path=root)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise TasBenchError("no manifest.jsonl in the dataset folder", path=root) from None
+    except OSError as exc:
+        raise TasBenchError(f"cannot be read ({exc.strerror or exc})", path=path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise TasBenchError("is not a regular file", path=path)
     clips: list[Clip] = []
     seen: dict[str, int] = {}
-    for n, obj, err in iter_manifest_lines(path):
-        if err:
-            problems.append(Problem(n, "", err))
-            continue
-        clip = parse_clip(obj, n, problems)
-        if clip is None:
-            continue
-        if clip.id in seen:
-            problems.append(Problem(n, "id", f"duplicate clip id {clip.id!r} (first on line {seen[clip.id]})"))
-            continue
-        seen[clip.id] = n
-        try:
-            safe_join(root, clip.audio, what="audio")
-        except TasBenchError as exc:
-            problems.append(Problem(n, "audio", exc.reason))
-            continue
-        clips.append(clip)
+    unlisted = 0
+
+    def add(found: list[Problem]) -> None:
+        nonlocal unlisted
+        room = MAX_LISTED_PROBLEMS - len(problems)
+        problems.extend(found[:max(room, 0)])
+        unlisted += max(len(found) - max(room, 0), 0)
+
+    try:
+        for n, obj, err in iter_manifest_lines(path):
+            if err:
+                add([Problem(n, "", err)])
+                continue
+            found: list[Problem] = []
+            clip = parse_clip(obj, n, found)
+            if clip is None:
+                add(found)
+                continue
+            if clip.id in seen:
+                add([Problem(n, "id", f"duplicate clip id {clip.id!r} (first on line {seen[clip.id]})")])
+                continue
+            seen[clip.id] = n
+            try:
+                safe_join(root, clip.audio, what="audio")
+            except TasBenchError as exc:
+                add([Problem(n, "audio", exc.reason)])
+                continue
+            except (ValueError, OSError) as exc:
+                add([Problem(n, "audio", f"{_short(clip.audio)} is not a usable path ({exc})")])
+                continue
+            clips.append(clip)
+    except OSError as exc:
+        raise TasBenchError(f"cannot be read ({exc.strerror or exc})", path=path) from None
+    if unlisted:
+        problems.append(Problem(0, "", f"{unlisted} more problem(s) not listed "
+                                       f"(only the first {MAX_LISTED_PROBLEMS} are)"))
     if not seen and not problems:
         problems.append(Problem(0, "", "manifest has no clips"))
-    return clips, problems
+    return clips, problems, seen
+
+
+def check_dataset_info(root: str | Path) -> tuple[dict[str, Any], list[Problem]]:
+    """Read and check ``root/dataset.json`` (optional) the way :func:`load_dataset` does.
+
+    Returns its content (``{}`` when absent or unusable) and its problems (``file`` set to
+    ``dataset.json``): unreadable or malformed JSON, not an object, a ``name`` that is not a
+    non-empty one-line string of at most 200 characters.
+    """
+    path = Path(root) / DATASET_INFO_NAME
+    if not os.path.lexists(path):
+        return {}, []
+    try:
+        info = read_json_object(path)
+    except TasBenchError as exc:
+        return {}, [Problem(0, "", exc.reason, file=DATASET_INFO_NAME)]
+    problems = []
+    if "name" in info:
+        name = info["name"]
+        if not isinstance(name, str):
+            problems.append(Problem(0, "name", f"expected a string, got {type(name).__name__}",
+                                    file=DATASET_INFO_NAME))
+        elif not name.strip() or len(name) > 200 or _CONTROL_RE.search(name):
+            problems.append(Problem(0, "name", f"{_short(name)} must be a non-empty one-line string "
+                                               "of at most 200 characters", file=DATASET_INFO_NAME))
+    return ({} if problems else info), problems
 
 
 def load_dataset(root: str | Path, *, strict: bool = True) -> Dataset:
-    """Load a dataset folder; with ``strict`` any manifest problem raises :class:`TasBenchError`."""
+    """Load a dataset folder; with ``strict`` any manifest or dataset.json problem raises
+    :class:`TasBenchError`."""
     root = Path(root)
     clips, problems = check_manifest(root)
     if problems and strict:
         shown = "; ".join(str(p) for p in problems[:5])
         more = f" (+{len(problems) - 5} more; run `tas-bench validate {root}`)" if len(problems) > 5 else ""
         raise TasBenchError(f"invalid manifest: {shown}{more}", path=root / MANIFEST_NAME)
-    info: dict[str, Any] = {}
-    info_path = root / DATASET_INFO_NAME
-    if info_path.is_file():
-        info = read_json_object(info_path)
+    info, info_problems = check_dataset_info(root)
+    if info_problems and strict:
+        raise TasBenchError("; ".join(str(p) for p in info_problems), path=root / DATASET_INFO_NAME)
     return Dataset(root=root.resolve(), clips=clips, info=info)
 
 
@@ -368,10 +488,9 @@ def dataset_fingerprint(root: str | Path, clips: Iterable[Clip] | None = None) -
     Two folders with the same fingerprint hold the same clips, metadata and audio bytes.
     """
     root = Path(root)
-    manifest_bytes = (root / MANIFEST_NAME).read_bytes()
     if clips is None:
         clips, _ = check_manifest(root)
-    parts = [sha256_bytes(manifest_bytes)]
+    parts = [sha256_file(root / MANIFEST_NAME)]
     for clip in clips:
         p = safe_join(root, clip.audio, what="audio")
         parts.append(f"{clip.id}:{sha256_file(p) if p.is_file() else 'missing'}")

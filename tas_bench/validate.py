@@ -7,21 +7,23 @@ from pathlib import Path
 from tas_bench.audio_io import read_audio
 from tas_bench.errors import AudioError, TasBenchError
 from tas_bench.fileio import safe_join
-from tas_bench.manifest import Problem, check_manifest
+from tas_bench.manifest import Problem, check_dataset_info, check_manifest_lines
 
 
 def validate_dataset(root: str | Path, *, check_audio: bool = True) -> tuple[int, list[Problem]]:
     """Check ``root/manifest.jsonl`` and (optionally) every wav it names.
 
-    Audio checks: the file exists inside the folder, is readable, has 2 channels, the
-    manifest's sample rate, a duration within 1 % (or 1 sample) of the manifest's, finite samples and
-    is not all-silent. Returns (number of clips read, problems with line and field).
+    ``dataset.json`` is checked with the same reader and schema :func:`load_dataset` (and so
+    ``score``) uses; its problems carry ``file="dataset.json"``. Audio checks: the file exists
+    inside the folder, is readable, has 2 channels, the manifest's sample rate, a duration
+    within 1 % (or 1 sample) of the manifest's, finite samples and is not all-silent.
+    Returns (number of clips read, problems with file, line and field).
     """
     root = Path(root)
-    clips, problems = check_manifest(root)
+    clips, problems, line_of = check_manifest_lines(root)
+    problems.extend(check_dataset_info(root)[1])
     if not check_audio:
         return len(clips), problems
-    line_of = _line_numbers(root)
     for clip in clips:
         line = line_of.get(clip.id, 0)
         try:
@@ -41,20 +43,5 @@ def validate_dataset(root: str | Path, *, check_audio: bool = True) -> tuple[int
         if abs(audio.duration - clip.duration) > tol:
             problems.append(Problem(line, "duration", f"manifest says {clip.duration:.4f} s, "
                                                      f"{clip.audio} lasts {audio.duration:.4f} s"))
-    return len(clips), sorted(problems, key=lambda p: (p.line, p.field))
-
-
-def _line_numbers(root: Path) -> dict[str, int]:
-    import json
-
-    out: dict[str, int] = {}
-    with open(root / "manifest.jsonl", encoding="utf-8") as f:
-        for n, raw in enumerate(f, start=1):
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("id"), str):
-                out.setdefault(obj["id"], n)
-    return out
+    return len(clips), sorted(problems, key=lambda p: (p.file, p.line, p.field))
 

@@ -21,9 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from tas_bench.validate import validate_dataset
 
     n, problems = validate_dataset(args.data, check_audio=not args.no_audio)
-    manifest = Path(args.data) / MANIFEST_NAME
     for p in problems:
-        print(f"{manifest}: {p}", file=sys.stderr)
+        print(f"{Path(args.data) / (p.file or MANIFEST_NAME)}: {p}", file=sys.stderr)
     if problems:
         print(f"tas-bench: {len(problems)} problem(s) in {args.data} ({n} valid clip line(s))",
               file=sys.stderr)
