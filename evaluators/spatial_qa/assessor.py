@@ -73,7 +73,11 @@ class SpatialQAAssessor(nn.Module):
 
         ``audio`` (B, 2, N) at 32 kHz holds one row per (question, answer) pair.
         """
-        slots = self.audio_embeddings(audio)
+        return self.loss_from_slots(self.audio_embeddings(audio), questions, answers)
+
+    def loss_from_slots(self, slots: torch.Tensor, questions: list[str], answers: list[str]
+                        ) -> torch.Tensor:
+        """:meth:`loss` from precomputed audio slots (B, n_queries, llm_width)."""
         b, n_slots, width = slots.shape
         rows = [(self._prompt_ids(q), self._answer_ids(a)) for q, a in zip(questions, answers)]
         length = n_slots + max(len(p) + len(a) for p, a in rows)
@@ -96,7 +100,13 @@ class SpatialQAAssessor(nn.Module):
     def answer(self, audio: torch.Tensor, questions: list[str], *, max_new_tokens: int = 12
                ) -> list[str]:
         """Greedy answers, one per (audio row, question), batched with a KV cache."""
-        slots = self.audio_embeddings(audio)
+        return self.answer_from_slots(self.audio_embeddings(audio), questions,
+                                      max_new_tokens=max_new_tokens)
+
+    @torch.no_grad()
+    def answer_from_slots(self, slots: torch.Tensor, questions: list[str], *,
+                          max_new_tokens: int = 12) -> list[str]:
+        """:meth:`answer` from precomputed audio slots (B, n_queries, llm_width)."""
         b, n_slots, _ = slots.shape
         prompts = [self._prompt_ids(q) for q in questions]
         plen = max(len(p) for p in prompts)
