@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.server
+import json
+import os
+import re
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tas_bench import weights as W
+from tas_bench.cli import main as cli_main
 from tas_bench.commands import weights as cmd
 from tas_bench.errors import TasBenchError
 
@@ -43,12 +49,22 @@ def test_weights_dir_env_and_default(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_known_table_is_complete() -> None:
-    for name in ("Cnn14_16k_mAP=0.438.pth", "Cnn14_mAP=0.431.pth", "vggish-10086976.pth"):
-        k = W.KNOWN[name]
-        assert k.url.startswith("https://") and k.size and (k.sha256 or k.sha256_prefix)
-        if k.sha256:
-            assert len(k.sha256) == 64 and int(k.sha256, 16) >= 0
+    assert {"Cnn14_16k_mAP=0.438.pth", "Cnn14_mAP=0.431.pth", "vggish-10086976.pth"} <= set(W.KNOWN)
+    for name, k in W.KNOWN.items():
+        assert k.name == name and W.check_name(name) == name
+        assert k.url.startswith("https://") and k.description and k.verified
+        assert k.size is None or (type(k.size) is int and k.size > 0)
+        # a full hash is 64 lower-case hex digits (the form hashlib and `weights list` print);
+        # a prefix is a non-empty lower-case hex string shorter than that; at least one is known
+        assert k.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", k.sha256), name
+        assert k.sha256_prefix is None or re.fullmatch(r"[0-9a-f]{1,63}", k.sha256_prefix), name
+        assert k.sha256 is not None or k.sha256_prefix is not None, name
+        if k.sha256 is None:
+            assert k.size is not None, name  # a prefix alone is too weak: the size is checked too
+        if k.sha256 is not None and k.sha256_prefix is not None:
+            assert k.sha256.startswith(k.sha256_prefix)
     assert W.KNOWN["vggish-10086976.pth"].sha256_prefix == "10086976"
+    assert W.KNOWN["Cnn14_16k_mAP=0.438.pth"].size == 358_668_570
 
 
 def test_list_empty_store(store: Path) -> None:
@@ -124,19 +140,96 @@ def test_add_refuses_to_overwrite_without_force(store: Path, tmp_path: Path) -> 
         W.add_weight("w.bin", tmp_path / "nope")
 
 
+def _count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    calls: list[Path] = []
+    real = W._hash_file
+    monkeypatch.setattr(W, "_hash_file", lambda p, *a: calls.append(p) or real(p, *a))
+    return calls
+
+
+def _later_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash as if 10 s after the files were written (they are then not "racy")."""
+    monkeypatch.setattr(W, "_clock_ns", lambda: time.time_ns() + 10 * 10**9)
+
+
 def test_file_dropped_in_folder_and_hash_cache(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(W.KNOWN, "official.pth", _known("official.pth", "http://x"))
     store.mkdir(parents=True)
     (store / "official.pth").write_bytes(PAYLOAD)  # no `add`: still recognised
     assert W.resolve_weight("official.pth").status == "present"
-    calls = []
-    real = W.sha256_file
-    monkeypatch.setattr(W, "sha256_file", lambda p: calls.append(p) or real(p))
+    calls = _count_hashes(monkeypatch)
     W.resolve_weight("official.pth")
-    assert calls == []  # cached by size and mtime
+    assert calls  # hashed within RACY_NS of its last change: not trusted, hashed again
+    _later_clock(monkeypatch)
+    W.resolve_weight("official.pth")
+    calls.clear()
+    W.resolve_weight("official.pth")
+    W.list_weights()
+    assert calls == []  # once per process
+    W._MEMO.clear()  # a new process: `list` uses the registry, `resolve` (results, keys) rehashes
+    W.list_weights()
+    assert calls == []
+    W.resolve_weight("official.pth")
+    assert calls == [store / "official.pth"]
+    monkeypatch.setattr(W, "_clock_ns", time.time_ns)
+    W._MEMO.clear()  # stamps from the moved clock would be wrong now
+    calls.clear()
     (store / "official.pth").write_bytes(PAYLOAD[:-1] + b"\x00")
     st = W.resolve_weight("official.pth")
     assert calls and st.custom  # rehashed after the change
+
+
+def test_rewrite_with_same_size_and_mtime_is_rehashed(store: Path) -> None:
+    """A file rewritten in place with the same size whose mtime is put back (``touch -d``,
+    ``os.utime``) must not keep its old hash: neither in this process nor in a later one, in
+    `resolve` (what results and cache keys record) nor in `list`."""
+    store.mkdir(parents=True)
+    f = store / "w.bin"
+    f.write_bytes(PAYLOAD)
+    old = hashlib.sha256(PAYLOAD).hexdigest()
+    assert W.resolve_weight("w.bin").sha256 == old
+    assert {r.name: r.sha256 for r in W.list_weights()}["w.bin"] == old
+    before = f.stat()
+    other = bytes(reversed(PAYLOAD))
+    with open(f, "r+b") as fh:  # in place: same inode
+        fh.write(other)
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = f.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns,
+                                                                before.st_ino)
+    new = hashlib.sha256(other).hexdigest()
+    for _ in ("this process", "a later process"):
+        assert W.resolve_weight("w.bin").sha256 == new
+        assert {r.name: r.sha256 for r in W.list_weights()}["w.bin"] == new
+        W._MEMO.clear()
+
+
+@pytest.mark.parametrize("field", ["size", "mtime_ns", "ctime_ns", "ino", "dev", "racy"])
+def test_registry_hash_is_reused_only_for_the_same_file(store: Path, field: str) -> None:
+    """`list` takes the registry's hash only while device, inode, size, mtime and ctime all
+    match and the file had settled when it was hashed; a forged hash shows which was used."""
+    store.mkdir(parents=True)
+    (store / "w.bin").write_bytes(PAYLOAD)
+    W.list_weights()
+    reg = json.loads((store / W.REGISTRY).read_text())
+    st = (store / "w.bin").stat()
+    assert {k: reg["w.bin"][k] for k in ("size", "mtime_ns", "ctime_ns", "ino", "dev")} == {
+        "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino, "dev": st.st_dev}
+    forged = "0" * 64
+    reg["w.bin"]["sha256"] = forged
+    reg["w.bin"]["hashed_at_ns"] = st.st_ctime_ns + W.RACY_NS + 10**9  # settled
+    (store / W.REGISTRY).write_text(json.dumps(reg))
+    W._MEMO.clear()
+    assert {r.name: r.sha256 for r in W.list_weights()}["w.bin"] == forged  # the cache is used
+    reg["w.bin"]["sha256"] = forged
+    if field == "racy":
+        reg["w.bin"]["hashed_at_ns"] = st.st_ctime_ns + W.RACY_NS // 2
+    else:
+        reg["w.bin"][field] += 1
+    (store / W.REGISTRY).write_text(json.dumps(reg))
+    W._MEMO.clear()
+    assert {r.name: r.sha256 for r in W.list_weights()}["w.bin"] == hashlib.sha256(PAYLOAD).hexdigest()
 
 
 def test_verify_reports_changes(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,10 +241,69 @@ def test_verify_reports_changes(store: Path, tmp_path: Path, monkeypatch: pytest
     rows = W.verify_weights()
     assert {r.name: r.status for r in rows} == {"official.pth": "present", "other.bin": "custom"}
     (store / "official.pth").write_bytes(b"tampered")
+    W.list_weights()  # rehashes it: the hash recorded at `add` must survive that
+    W.resolve_weight("official.pth")
     (row,) = W.verify_weights("official.pth")
     assert row.custom and "changed since it was added" in row.note
+    assert hashlib.sha256(PAYLOAD).hexdigest() in row.note
+    (row,) = W.verify_weights("official.pth")  # still flagged until it is added again
+    assert "changed since it was added" in row.note
+    W.add_weight("official.pth", src, force=True)
+    (row,) = W.verify_weights("official.pth")
+    assert row.status == "present" and row.note == ""
     with pytest.raises(TasBenchError, match="not found"):
         W.verify_weights("absent.pth")
+
+
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    """Fail instead of blocking forever (opening a FIFO for reading waits for a writer)."""
+    def boom(*_: object) -> None:
+        raise TimeoutError("blocked: something opened the FIFO")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_add_directory_or_fifo_says_what_it_is(store: Path, tmp_path: Path, no_hang: None,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "weights_dir"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.pth"
+    os.mkfifo(fifo)
+    dangling = tmp_path / "gone.pth"
+    dangling.symlink_to(tmp_path / "nowhere.pth")
+    for src, words in ((folder, "is a directory"), (fifo, "is a FIFO (named pipe)"),
+                       (dangling, "symbolic link")):
+        with pytest.raises(TasBenchError) as e:
+            W.add_weight("w.pth", src)
+        assert words in str(e.value) and str(src) in str(e.value)
+        assert "not found" not in str(e.value)
+        assert cli_main(["weights", "add", "w.pth", str(src)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (store / "w.pth").exists()
+    with pytest.raises(TasBenchError, match="file not found"):
+        W.add_weight("w.pth", tmp_path / "absent.pth")
+
+
+def test_store_entry_that_is_not_a_file(store: Path, no_hang: None) -> None:
+    store.mkdir(parents=True)
+    (store / "Cnn14_16k_mAP=0.438.pth").mkdir()
+    os.mkfifo(store / "vggish-10086976.pth")
+    with pytest.raises(TasBenchError, match="is a directory, not a regular file"):
+        W.resolve_weight("Cnn14_16k_mAP=0.438.pth")
+    with pytest.raises(TasBenchError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        W.resolve_weight("vggish-10086976.pth")
+    rows = {r.name: r for r in W.list_weights()}
+    assert rows["vggish-10086976.pth"].status == "missing"
+    assert "FIFO" in rows["vggish-10086976.pth"].note
+    assert "directory" in rows["Cnn14_16k_mAP=0.438.pth"].note
 
 
 def test_malformed_registry(store: Path) -> None:
@@ -172,6 +324,7 @@ class _Server:
         self.cut_after: int | None = None
         self.ignore_range = False
         self.ranges: list[str | None] = []
+        self.redirects: dict[str, str] = {}  # path -> Location
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -179,6 +332,12 @@ class _Server:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
+                if self.path in outer.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", outer.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path != "/file":
                     self.send_error(404)
                     return
@@ -268,6 +427,30 @@ def test_download_custom_url_and_errors(store: Path, server: _Server) -> None:
     assert st.custom and st.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
     with pytest.raises(TasBenchError, match="HTTP 404"):
         W.download_weight("other.bin", url=server.url.replace("/file", "/nothing"))
+
+
+def test_download_accepts_only_http(store: Path, tmp_path: Path, server: _Server) -> None:
+    local = tmp_path / "local.bin"
+    local.write_bytes(PAYLOAD)
+    for url in (local.as_uri(), f"FILE://{local}", "ftp://127.0.0.1/x.bin",
+                "data:application/octet-stream;base64,AAAA", str(local), "http:///no-host"):
+        with pytest.raises(TasBenchError) as e:
+            W.download_weight("x.bin", url=url)
+        assert "not an http:// or https:// address" in str(e.value)
+        assert "tas-bench weights add x.bin" in str(e.value)
+    with pytest.raises(TasBenchError, match="not an http"):
+        _run(["weights", "download", "x.bin", "--url", local.as_uri()])
+    assert not (store / "x.bin").exists() and not (store / "x.bin.part").exists()
+    # redirects: to http(s) followed, to anything else refused before fetching it
+    base = server.url.rsplit("/", 1)[0]
+    server.redirects = {"/ok": "/file", "/to-file": local.as_uri(),
+                        "/to-ftp": "ftp://127.0.0.1:9/x.bin"}
+    assert W.download_weight("r.bin", url=f"{base}/ok").sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    for path in ("/to-file", "/to-ftp"):
+        with pytest.raises(TasBenchError) as e:
+            W.download_weight("x.bin", url=base + path)
+        assert "redirects to" in str(e.value) and "not an http" in str(e.value)
+    assert not (store / "x.bin").exists()
 
 
 def test_download_offline_is_a_clear_error(store: Path) -> None:

@@ -22,11 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--force", action="store_true", help="replace a different file of that name")
     a.add_argument("--link", action="store_true",
                    help="symlink to PATH instead of copying (PATH must stay where it is)")
-    v = sub.add_parser("verify", help="recompute sha256 of installed weights and compare")
+    v = sub.add_parser("verify", help="rehash every installed weight (no cached hash is used) and "
+                                      "compare with the published and the recorded sha256; exit 1 "
+                                      "if a known weight is not official or a file changed")
     v.add_argument("name", metavar="NAME", nargs="?")
     d = sub.add_parser("download", help="download a weight (needs network; resumable)")
     d.add_argument("name", metavar="NAME")
-    d.add_argument("--url", help="address to fetch from (required for names tas-bench does not know)")
+    d.add_argument("--url", help="http(s) address to fetch from (required for names tas-bench "
+                                 "does not know)")
     d.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
     p.set_defaults(func=run, _weights_parser=p)
 
