@@ -7,12 +7,12 @@ shown in their own "published" blocks, never merged with rows measured by tas-be
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tas_bench.errors import TasBenchError
+from tas_bench.fileio import read_json_object
 
 PUBLISHED_PATH = Path(__file__).with_name("published_rows.json")
 
@@ -107,10 +107,7 @@ class PublishedTable:
 
 def load_published(path: Path = PUBLISHED_PATH) -> dict[str, PublishedTable]:
     """Load and check the published rows; raises :class:`TasBenchError` on a malformed file."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TasBenchError(f"cannot read published rows ({exc})", path=path) from None
+    doc = read_json_object(path)
     if doc.get("format") != "tas-bench-published-rows":
         raise TasBenchError("not a published-rows file", path=path, field="format")
     src = doc.get("source", {})

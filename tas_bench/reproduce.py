@@ -15,7 +15,6 @@ scoring are themselves resumable/cached, so an interrupted run picks up where it
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import stable_hash, write_json_atomic
+from tas_bench.fileio import read_json_object, stable_hash, write_json_atomic
 
 #: Seed of the benchmark set that `reproduce` simulates. It differs from the seed the shipped
 #: PseudoBinaural checkpoint was trained on (0), so its test clips are unseen.
@@ -50,10 +49,9 @@ def _load_stages(out: Path) -> dict[str, Any]:
     if not p.is_file():
         return {}
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return read_json_object(p)
+    except TasBenchError:
         return {}  # a broken stamp only means the stages run again
-    return doc if isinstance(doc, dict) else {}
 
 
 def _stale_predictions(pred: Path, fingerprint: str, revision: str | None) -> bool:
@@ -62,10 +60,10 @@ def _stale_predictions(pred: Path, fingerprint: str, revision: str | None) -> bo
     if not path.is_file():
         return False
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = read_json_object(path)
         old_fp = meta.get("dataset_fingerprint")
         old_rev = (meta.get("system") or {}).get("revision")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+    except (TasBenchError, AttributeError):
         return True
     return old_fp != fingerprint or old_rev != revision
 

@@ -42,7 +42,6 @@ Sources shorter than the clip are looped with random 0.2-1.0 s gaps from a rando
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
@@ -60,7 +59,7 @@ from scipy import fft as sp_fft
 from tas_bench import __version__
 from tas_bench.audio_io import write_wav
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import stable_hash, write_json_atomic
+from tas_bench.fileio import read_json_object, stable_hash, write_json_atomic
 from tas_bench.geometry import (
     DISTANCE_MAX,
     DISTANCE_MIN,
@@ -332,8 +331,8 @@ def _prepare_out(out: Path, force: bool) -> None:
     ours = (out / MARKER_NAME).is_file()
     if not ours and info_path.is_file():
         try:
-            ours = json.loads(info_path.read_text(encoding="utf-8")).get("generator") == GENERATOR
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            ours = read_json_object(info_path).get("generator") == GENERATOR
+        except TasBenchError:
             ours = False
     if ours:
         # a previous (possibly interrupted) simulation: unpublish it (manifest first), then
