@@ -2,7 +2,8 @@
 
 Reads results folders written by ``tas-bench score``; never computes metrics itself (the
 paired bootstrap only re-samples the per-clip values that the results already hold).
-Main entry point: :func:`leaderboard.build.build_leaderboard`.
+Main entry point: :func:`leaderboard.build.build_leaderboard`; the tables as pandas
+DataFrames: :func:`leaderboard.build.table_frames`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from leaderboard.build import LeaderboardSummary, build_leaderboard
+    from leaderboard.build import LeaderboardSummary, build_leaderboard, table_frames
 
-__all__ = ["LeaderboardSummary", "build_leaderboard"]
+__all__ = ["LeaderboardSummary", "build_leaderboard", "table_frames"]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from leaderboard.collect import BoardProblem, MeasuredResult, collect
 from leaderboard.figures import FigureSet
@@ -30,9 +31,13 @@ from leaderboard.tables import (
     render_latex,
     render_markdown,
     row_anchor,
+    table_frame,
 )
 from tas_bench.errors import TasBenchError
 from tas_bench.fileio import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PAGE_TITLE = "tas-bench leaderboard"
 
@@ -64,6 +69,24 @@ def build_tables(results: list[MeasuredResult], *, include_published: bool,
     return tables
 
 
+def _check_results_dir(results_dir: Path) -> None:
+    if not results_dir.is_dir():
+        raise TasBenchError("results folder not found", path=results_dir)
+
+
+def table_frames(results_dir: Path, *, include_published: bool = True,
+                 bootstrap: BootstrapConfig | None = None) -> dict[str, pd.DataFrame]:
+    """The tables :func:`build_leaderboard` writes, as DataFrames keyed by table id (numbers,
+    not display texts: see :func:`leaderboard.tables.table_frame`); results folders with
+    problems are left out, as there. Raises :class:`TasBenchError` when ``results_dir`` is not
+    a folder."""
+    results_dir = Path(results_dir)
+    _check_results_dir(results_dir)
+    tables = build_tables(collect(results_dir).results, include_published=include_published,
+                          boot=bootstrap or BootstrapConfig())
+    return {t.id: table_frame(t, numeric=True) for t in tables}
+
+
 def build_leaderboard(results_dir: Path, out: Path, *, include_published: bool = True,
                       bootstrap: BootstrapConfig | None = None, figures: bool = True,
                       max_figure_clips: int = 2) -> LeaderboardSummary:
@@ -73,8 +96,7 @@ def build_leaderboard(results_dir: Path, out: Path, *, include_published: bool =
     be written; problems with single results folders are returned in the summary.
     """
     results_dir, out = Path(results_dir), Path(out)
-    if not results_dir.is_dir():
-        raise TasBenchError("results folder not found", path=results_dir)
+    _check_results_dir(results_dir)
     if out.exists() and not out.is_dir():
         raise TasBenchError("output path exists and is not a folder", path=out)
     if out.resolve() == results_dir.resolve() or results_dir.resolve() in out.resolve().parents:

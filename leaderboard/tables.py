@@ -8,15 +8,17 @@ and backbone weights. Missing cells are "—" with a numbered footnote giving th
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from leaderboard.collect import INFORMATIONAL, KNOWN_EVALUATOR, MeasuredResult
 from leaderboard.published import TABLE_SPECS, PublishedTable, TableSpec
 from leaderboard.significance import BootstrapConfig, paired_bootstrap
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MISSING = "—"
 PAPER_TABLES = ("table2", "table3", "table4")
@@ -378,6 +380,100 @@ def extended_table(results: Sequence[MeasuredResult], boot: BootstrapConfig) -> 
 
 
 # ----------------------------------------------------------------------------- renderers
+#
+# Every table is assembled as a pandas DataFrame (:func:`table_frame`, :func:`block_frame`) and
+# rendered by pandas where pandas does the job: CSV with ``DataFrame.to_csv``, LaTeX with
+# ``Styler.to_latex`` (booktabs rules, caption, label, multi-level headers for column groups, bold
+# best values). Hand-written, because pandas cannot: the Markdown pipe table (pandas'
+# ``to_markdown`` needs ``tabulate``, which is not a dependency, and pads every cell to the
+# column width), the LaTeX escape map (``Styler.format(escape="latex")`` knows only ASCII
+# specials, not the —, †, ↑, ° ... these tables print), the booktabs ``\cmidrule`` under column
+# groups and the footnote paragraph after the tabular (Styler writes neither).
+
+#: Extra per-column fields of tables with CIs (the extended table), in order.
+CI_FIELDS = ("ci95_low", "ci95_high", "significant", "p_next")
+#: Row-identity columns of :func:`table_frame`: before and after the metric columns.
+HEAD_COLUMNS = ("block", "source", "method")
+TAIL_COLUMNS = ("dataset", "fingerprint", "code_version", "provenance", "notes")
+
+
+def table_labels(tf: TableFile) -> list[str]:
+    """Metric column labels of a table file, in order of first appearance over its blocks."""
+    labels: list[str] = []
+    for b in tf.blocks:
+        for c in b.columns:
+            if c.label not in labels:
+                labels.append(c.label)
+    return labels
+
+
+def table_frame(tf: TableFile, *, numeric: bool = False) -> pd.DataFrame:
+    """One row per (block, system): ``block, source`` (``published`` | ``measured``),
+    ``method``, one column per metric label (plus ``LABEL ci95_low/ci95_high/significant/p_next``
+    in tables with CIs), then ``dataset, fingerprint, code_version, provenance, notes``.
+
+    ``numeric=False``: the displayed texts ("—" for a missing value, "†" for significant),
+    which is the CSV file. ``numeric=True``: metric values, CI bounds and p-values as floats
+    (NaN where missing), ``significant`` as bool.
+    """
+    import pandas as pd
+
+    labels = table_labels(tf)
+    with_ci = any(b.show_ci for b in tf.blocks)
+    columns = list(HEAD_COLUMNS)
+    for lab in labels:
+        columns += [lab] + ([f"{lab} {f}" for f in CI_FIELDS] if with_ci else [])
+    columns += TAIL_COLUMNS
+    nan = float("nan")
+    records = []
+    for b in tf.blocks:
+        by_label = {c.label: c for c in b.columns}
+        for r in b.rows:
+            rec: dict[str, object] = {"block": b.id, "source": r.source, "method": r.label}
+            for lab in labels:
+                col = by_label.get(lab)
+                cell = r.cells.get(col.key) if col else None
+                ci = cell.ci if cell is not None else None
+                p = cell.p_value if cell is not None else None
+                if numeric:
+                    rec[lab] = nan if cell is None or cell.value is None else float(cell.value)
+                    if with_ci:
+                        rec[f"{lab} ci95_low"] = nan if ci is None else float(ci[0])
+                        rec[f"{lab} ci95_high"] = nan if ci is None else float(ci[1])
+                        rec[f"{lab} significant"] = bool(cell is not None and cell.sig)
+                        rec[f"{lab} p_next"] = nan if p is None else float(p)
+                    continue
+                rec[lab] = "" if cell is None else cell.text
+                if with_ci:
+                    rec[f"{lab} ci95_low"] = "" if ci is None else fmt(ci[0], col.decimals)
+                    rec[f"{lab} ci95_high"] = "" if ci is None else fmt(ci[1], col.decimals)
+                    rec[f"{lab} significant"] = "†" if cell is not None and cell.sig else ""
+                    rec[f"{lab} p_next"] = "" if p is None else f"{p:.4f}"
+            rec.update(dataset=r.dataset, fingerprint=r.fingerprint, code_version=r.code,
+                       provenance=r.provenance, notes="; ".join(r.notes))
+            records.append(rec)
+    df = pd.DataFrame.from_records(records, columns=columns)
+    return df if numeric else df.astype(object).fillna("")
+
+
+def render_csv(tf: TableFile) -> str:
+    """CSV of a table file (:func:`table_frame`, displayed values): one line per row."""
+    return table_frame(tf).to_csv(index=False, lineterminator="\n")
+
+
+def block_frame(b: Block, cell_text: Callable[[Cell, bool], str]) -> pd.DataFrame:
+    """The cells of one block as texts made by ``cell_text(cell, show_ci)``: one row per system
+    (index: position), one column per metric key, under a (group, key) MultiIndex when the
+    block's columns have groups."""
+    import pandas as pd
+
+    data = [[cell_text(r.cells[c.key], b.show_ci) for c in b.columns] for r in b.rows]
+    if any(c.group for c in b.columns):
+        cols = pd.MultiIndex.from_tuples([(c.group, c.key) for c in b.columns], names=["", "Method"])
+    else:
+        cols = pd.Index([c.key for c in b.columns], name="Method")
+    return pd.DataFrame(data, columns=cols, index=pd.RangeIndex(len(b.rows)), dtype=object)
+
 
 def _cell_md(c: Cell, show_ci: bool) -> str:
     t = f"**{c.text}**" if c.best else c.text
@@ -390,19 +486,27 @@ def _cell_md(c: Cell, show_ci: bool) -> str:
     return t.replace("|", "\\|")
 
 
+def _pipe_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str) -> list[str]:
+    """A GitHub pipe table, unpadded, from cells already escaped (hand-written: see the note
+    at the top of the renderers); ``align`` holds one of l / r per column."""
+    rule = "|" + "".join(":--|" if a == "l" else "--:|" for a in align)
+    return ["| " + " | ".join(header) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
 def render_markdown(tf: TableFile) -> str:
     """GitHub-flavoured Markdown of a table file."""
     out = [f"# {tf.title}", ""]
     for b in tf.blocks:
         out += [f"## {b.title}", ""]
-        head = ["Method", *[c.label for c in b.columns], "Provenance"]
-        out.append("| " + " | ".join(h.replace("|", "\\|") for h in head) + " |")
-        out.append("|:--|" + "--:|" * len(b.columns) + ":--|")
-        for r in b.rows:
-            cells = [_cell_md(r.cells[c.key], b.show_ci) for c in b.columns]
-            out.append("| " + " | ".join([r.label.replace("|", "\\|"), *cells,
-                                          r.provenance.replace("|", "\\|")]) + " |")
-        out.append("")
+        cells = block_frame(b, _cell_md)  # cells escaped by _cell_md
+        head = [_md_escape(h) for h in ("Method", *[c.label for c in b.columns], "Provenance")]
+        body = ([_md_escape(r.label), *vals, _md_escape(r.provenance)]
+                for r, vals in zip(b.rows, cells.itertuples(index=False, name=None)))
+        out += [*_pipe_table(head, body, "l" + "r" * len(b.columns) + "l"), ""]
         for i, note in enumerate(b.footnotes, start=1):
             out.append(f"{str(i).translate(_SUP)} {note}  ")
         if b.footnotes:
@@ -412,43 +516,6 @@ def render_markdown(tf: TableFile) -> str:
     for rem in tf.remarks:
         out += [rem, ""]
     return "\n".join(out).rstrip("\n") + "\n"
-
-
-def render_csv(tf: TableFile) -> str:
-    """CSV of a table file: one line per row, displayed values; CI and † columns where shown."""
-    labels: list[str] = []
-    with_ci = any(b.show_ci for b in tf.blocks)
-    for b in tf.blocks:
-        for c in b.columns:
-            if c.label not in labels:
-                labels.append(c.label)
-    head = ["block", "source", "method"]
-    for lab in labels:
-        head.append(lab)
-        if with_ci:
-            head += [f"{lab} ci95_low", f"{lab} ci95_high", f"{lab} significant", f"{lab} p_next"]
-    head += ["dataset", "fingerprint", "code_version", "provenance", "notes"]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(head)
-    for b in tf.blocks:
-        by_label = {c.label: c for c in b.columns}
-        for r in b.rows:
-            line = [b.id, r.source, r.label]
-            for lab in labels:
-                col = by_label.get(lab)
-                cell = r.cells.get(col.key) if col else None
-                line.append("" if cell is None else cell.text)
-                if with_ci:
-                    if cell is None or cell.ci is None:
-                        line += ["", ""]
-                    else:
-                        line += [fmt(cell.ci[0], col.decimals), fmt(cell.ci[1], col.decimals)]
-                    line.append("" if cell is None else ("†" if cell.sig else ""))
-                    line.append("" if cell is None or cell.p_value is None else f"{cell.p_value:.4f}")
-            line += [r.dataset, r.fingerprint, r.code, r.provenance, "; ".join(r.notes)]
-            w.writerow(line)
-    return buf.getvalue()
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -466,9 +533,8 @@ def tex_escape(s: str) -> str:
 
 
 def _cell_tex(c: Cell, show_ci: bool) -> str:
+    # bold is not added here: Styler wraps best cells in \textbf (see _block_latex)
     t = tex_escape(c.text)
-    if c.best:
-        t = f"\\textbf{{{t}}}"
     if c.sig:
         t += r"$^\dagger$"
     if show_ci and c.ci_text:
@@ -478,19 +544,47 @@ def _cell_tex(c: Cell, show_ci: bool) -> str:
     return t
 
 
-def _tex_groups(columns: Sequence[Column]) -> list[str]:
-    """A header row of column groups (multicolumn + cmidrule), if any are set."""
-    if not any(c.group for c in columns):
-        return []
-    spans: list[tuple[str, int, int]] = []  # (group, first column, last column), 1-based + Method
+def _tex_cmidrules(columns: Sequence[Column]) -> str:
+    """``\\cmidrule`` under each named column group (1-based columns, after Method)."""
+    spans: list[tuple[str, int, int]] = []
     for i, c in enumerate(columns, start=2):
         if spans and spans[-1][0] == c.group:
             spans[-1] = (c.group, spans[-1][1], i)
         else:
             spans.append((c.group, i, i))
-    cells = [""] + [f"\\multicolumn{{{b - a + 1}}}{{c}}{{{tex_escape(g)}}}" for g, a, b in spans]
-    rules = " ".join(f"\\cmidrule(lr){{{a}-{b}}}" for g, a, b in spans if g)
-    return [" & ".join(cells) + r" \\", rules]
+    return " ".join(f"\\cmidrule(lr){{{a}-{b}}}" for g, a, b in spans if g)
+
+
+def _block_latex(b: Block) -> str:
+    import pandas as pd
+
+    df = block_frame(b, _cell_tex)
+    label_of = {c.key: c.label for c in b.columns}
+    bold = pd.DataFrame([["textbf: --rwrap;" if r.cells[c.key].best else "" for c in b.columns]
+                         for r in b.rows], index=df.index, columns=df.columns, dtype=object)
+    grouped = isinstance(df.columns, pd.MultiIndex)
+    styler = (df.style.apply(lambda _: bold, axis=None)
+              .format_index(lambda i: tex_escape(b.rows[i].label), axis=0)
+              .format_index(lambda k: tex_escape(label_of[k]), axis=1, level=1 if grouped else 0)
+              .hide(axis="index", names=True)
+              .set_table_styles([{"selector": "small", "props": ":;"}]))
+    if grouped:
+        styler = styler.format_index(tex_escape, axis=1, level=0)
+    tex = styler.to_latex(environment="table", position="t", position_float="centering",
+                          caption=tex_escape(b.title), label=f"tab:{b.id}", hrules=True,
+                          column_format="l" + "r" * len(b.columns), multicol_align="c")
+    lines = tex.rstrip("\n").split("\n")
+    if grouped:  # the rules under the group row: just below the header line after \toprule
+        lines.insert(lines.index(r"\toprule") + 2, _tex_cmidrules(b.columns))
+    notes = [f"\\textsuperscript{{{i}}}{tex_escape(n)}" for i, n in enumerate(b.footnotes, 1)]
+    notes += [tex_escape(rem) for rem in b.remarks]
+    if b.source == "measured":
+        notes.append("Rows: " + "; ".join(tex_escape(f"{r.label}: {r.provenance}") for r in b.rows) + ".")
+    if notes:
+        end = lines.index(r"\end{table}")
+        lines[end:end] = [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize",
+                          *[n + r"\\" for n in notes[:-1]], notes[-1] + "}"]
+    return "\n".join(lines)
 
 
 def render_latex(tf: TableFile) -> str:
@@ -498,25 +592,7 @@ def render_latex(tf: TableFile) -> str:
     out = [f"% tas-bench leaderboard: {tex_escape(tf.title)}",
            "% requires \\usepackage{booktabs}", ""]
     for b in tf.blocks:
-        out += [r"\begin{table}[t]", r"\centering", r"\small",
-                f"\\caption{{{tex_escape(b.title)}}}",
-                f"\\label{{tab:{b.id}}}",
-                r"\begin{tabular}{l" + "r" * len(b.columns) + "}", r"\toprule",
-                *_tex_groups(b.columns),
-                " & ".join(["Method", *[tex_escape(c.label) for c in b.columns]]) + r" \\",
-                r"\midrule"]
-        for r in b.rows:
-            cells = [_cell_tex(r.cells[c.key], b.show_ci) for c in b.columns]
-            out.append(" & ".join([tex_escape(r.label), *cells]) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}"]
-        notes = [f"\\textsuperscript{{{i}}}{tex_escape(n)}" for i, n in enumerate(b.footnotes, 1)]
-        notes += [tex_escape(rem) for rem in b.remarks]
-        if b.source == "measured":
-            notes.append("Rows: " + "; ".join(tex_escape(f"{r.label}: {r.provenance}") for r in b.rows) + ".")
-        if notes:
-            out += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize"]
-            out += [n + r"\\" for n in notes[:-1]] + [notes[-1] + "}"]
-        out += [r"\end{table}", ""]
+        out += [_block_latex(b), ""]
     for rem in tf.remarks:
         out.append(f"% {rem}")
     return "\n".join(out).rstrip("\n") + "\n"
