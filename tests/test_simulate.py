@@ -4,6 +4,7 @@ determinism, split disjointness, output-folder safety, bad input; plus the sourc
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 from collections import Counter
@@ -16,7 +17,6 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tas_bench.simulate as simmod
 from tas_bench.commands import simulate as simcmd
 from tas_bench.errors import TasBenchError
 from tas_bench.geometry import boundary_margin, direction_words
@@ -46,6 +46,8 @@ from tas_bench.source_corpus import (
 )
 from tas_bench.validate import validate_dataset
 
+# the module; `tas_bench.simulate` is the API function (see tas_bench/__init__.py)
+simmod = importlib.import_module("tas_bench.simulate")
 SR = 16000
 
 
