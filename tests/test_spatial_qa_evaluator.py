@@ -1,0 +1,158 @@
+"""The spatial_qa evaluator: gaps per category, unparseable answers, reference-answer cache,
+answers file, assessor identity, requirements."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datagen import src
+
+from evaluators.base import ClipInput
+from evaluators.spatial_qa.evaluator import SpatialQAEvaluator
+from tas_bench.cache import OutputCache
+from tas_bench.errors import TasBenchError
+from tas_bench.manifest import Clip, Dataset, QAItem
+
+
+def _clip(cid: str, qa: list[tuple[str, str, str, str]]) -> Clip:
+    return Clip(id=cid, split="test", audio=f"{cid}.wav", sample_rate=32000, duration=0.25,
+                category="single_doa_de", sources=[src("dog", 90.0, 20.0, 2.0)], prompt="p",
+                prompt_type="A", qa=[QAItem(q, a, cat, qt) for q, a, cat, qt in qa],
+                hrtf=None, room=None, seed=0)
+
+
+QA = [("Where is the dog?", "left, front, above", "DOA", "DOA"),
+      ("How far away is the dog?", "2m", "DE", "DISTANCE")]
+
+
+class _Scripted(SpatialQAEvaluator):
+    """Answers scripted by the audio: rows whose first sample is 1.0 are the reference."""
+
+    def __init__(self, ref: list[str], pred: list[str], **kw: object) -> None:
+        super().__init__(**kw)
+        self.ref_answers, self.pred_answers = ref, pred
+        self.calls = {"ref": 0, "pred": 0}
+
+    def identity(self) -> dict:
+        return {"name": "scripted", "revision": "0", "sha256": "0" * 64, "llm": None,
+                "encoder_preset": "cpu", "files": {}}
+
+    def _answers(self, audio, questions):  # noqa: ANN001, ANN202
+        out = []
+        for x, qs in zip(audio, questions):
+            is_ref = float(x[0, 0]) == 1.0
+            self.calls["ref" if is_ref else "pred"] += 1
+            out.append((self.ref_answers if is_ref else self.pred_answers)[: len(qs)])
+        return out
+
+
+def _inputs(clips: list[Clip]) -> list[ClipInput]:
+    ref = np.zeros((2, 8000))
+    ref[:, 0] = 1.0
+    pred = np.zeros((2, 8000))
+    return [ClipInput(c, pred, ref, 32000) for c in clips]
+
+
+def test_gaps_are_hand_computed_per_category() -> None:
+    ev = _Scripted(["left, front, above", "2.4m"], ["right, front, above", "5m"])
+    out = ev.process_batch(_inputs([_clip("a", QA)]))[0].values
+    assert out["doa_acc_ref"] == 1.0 and out["doa_acc_pred"] == 0.0 and out["doa_gap"] == 100.0
+    assert out["de_acc_ref"] == 1.0 and out["de_acc_pred"] == 0.0 and out["de_gap"] == 100.0
+    assert np.isnan(out["direction_gap"]) and np.isnan(out["distance_gap"])
+    assert out["unparseable_pred"] == 0.0 and out["unknown_items"] == 0.0
+
+
+def test_unparseable_answer_is_wrong_and_counted_never_a_crash() -> None:
+    ev = _Scripted(["left, front, above", "2m"], ["¯\\_(ツ)_/¯", ""])
+    out = ev.process_batch(_inputs([_clip("a", QA)]))[0].values
+    assert out["doa_acc_pred"] == 0.0 and out["de_acc_pred"] == 0.0
+    assert out["unparseable_pred"] == 1.0 and out["unparseable_ref"] == 0.0
+
+
+def test_unknown_category_is_left_out_and_counted() -> None:
+    qa = QA + [("What is it?", "dog", "CLASSIFICATION", "CLASSIFICATION")]
+    ev = _Scripted(["left, front, above", "2m"], ["left, front, above", "2m"])
+    out = ev.process_batch(_inputs([_clip("a", qa)]))[0].values
+    assert out["unknown_items"] == 1.0 and out["doa_gap"] == 0.0
+
+
+def test_reference_answers_are_cached_once_for_every_system(tmp_path: Path) -> None:
+    ev = _Scripted(["left, front, above", "2m"], ["right, front, above", "2m"])
+    ev.aux_cache = OutputCache(tmp_path / "cache")
+    clips = [_clip("a", QA), _clip("b", QA)]
+    ev.process_batch(_inputs(clips))
+    assert ev.calls == {"ref": 2, "pred": 2}
+    ev.pred_answers = ["left, front, above", "9m"]  # "another system"
+    out = ev.process_batch(_inputs(clips))
+    assert ev.calls == {"ref": 2, "pred": 4}  # reference answers served from the cache
+    assert out[0].values["doa_gap"] == 0.0 and out[0].values["de_gap"] == 100.0
+
+
+def test_answers_file_holds_every_answer() -> None:
+    ev = _Scripted(["left, front, above", "2m"], ["right, front, above", "3m"])
+    clips = [_clip("a", QA), _clip("b", QA)]
+    outs = ev.process_batch(_inputs(clips))
+    files = ev.result_files({c.id: o for c, o in zip(clips, outs)})
+    lines = [json.loads(x) for x in files["qa_answers.jsonl"].decode().splitlines()]
+    assert [(r["clip"], r["category"]) for r in lines] == [("a", "DOA"), ("a", "DE"), ("b", "DOA"),
+                                                            ("b", "DE")]
+    assert lines[0]["answer_pred"] == "right, front, above" and lines[0]["correct_pred"] is False
+    assert lines[1]["truth"] == "2m" and lines[1]["correct_ref"] is True
+
+
+def test_dataset_without_qa_is_skipped_with_the_reason() -> None:
+    ev = _Scripted([], [])
+    ds = Dataset(root=Path("."), clips=[_clip("a", [])], info={})
+    assert ev.check_requirements(ds) == "the dataset has no QA items"
+
+
+def test_bad_options_and_unknown_assessor() -> None:
+    with pytest.raises(TasBenchError, match="max_new_tokens"):
+        SpatialQAEvaluator(max_new_tokens=0)
+    ev = SpatialQAEvaluator(assessor="no-such-assessor")
+    ds = Dataset(root=Path("."), clips=[_clip("a", QA)], info={})
+    assert "no assessor named 'no-such-assessor'" in ev.check_requirements(ds)
+
+
+def test_real_assessor_folder_identity_and_answers(tmp_path: Path) -> None:
+    """A randomly initialised assessor saved to a folder: identity hashes, batch = one-by-one."""
+    from evaluators.spatial_qa.assessor import (
+        PROMPT,
+        ProjectorConfig,
+        SpatialQAAssessor,
+        save_assessor,
+    )
+    from evaluators.spatial_qa.encoder import SpatialAudioEncoder, encoder_config
+    from evaluators.spatial_qa.llm import (
+        ScratchLLMConfig,
+        load_llm,
+        new_scratch_llm,
+        train_qa_tokenizer,
+    )
+    from evaluators.spatial_qa.projector import QFormerProjector
+
+    torch.manual_seed(0)
+    texts = [PROMPT.format(question=q) for q, *_ in QA] + [a for _, a, *_ in QA]
+    tok = train_qa_tokenizer(texts, tmp_path / "llm", vocab_size=300)
+    new_scratch_llm(tok, ScratchLLMConfig(vocab=300, hidden=64, intermediate=128), tmp_path / "llm")
+    llm, tok = load_llm(tmp_path / "llm", lora=False)
+    enc = SpatialAudioEncoder(encoder_config("cpu", frames=32, dim=32, depth=1, heads=2))
+    pc = ProjectorConfig(n_queries=2, n_layers=1, heads=2)
+    a = SpatialQAAssessor(enc, QFormerProjector(32, 64, 2, 1, 2), llm, tok)
+    save_assessor(a, tmp_path / "ck", meta={"encoder": enc.config.to_dict(), "projector": asdict(pc),
+                                            "llm": {"kind": "scratch"}, "name": "tiny",
+                                            "revision": "r1"})
+    ev = SpatialQAEvaluator(assessor=str(tmp_path / "ck"), max_new_tokens=4)
+    info = ev.weights_info()["assessor:tiny"]
+    assert info["revision"] == "r1" and len(info["sha256"]) == 64
+    ref = np.random.default_rng(0).standard_normal((2, 8000)) * 0.1
+    batch = [ClipInput(_clip(c, QA), ref * (i + 1), ref, 32000) for i, c in enumerate("ab")]
+    together = ev.process_batch(batch)
+    alone = [ev.process_batch([b])[0] for b in batch]
+    assert [o.arrays["answers"].tobytes() for o in together] == \
+        [o.arrays["answers"].tobytes() for o in alone]
