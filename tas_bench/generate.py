@@ -4,7 +4,8 @@
 float, at the system's sample rate; rate-agnostic systems answer at the clip's rate) and
 ``out/system.json`` (the system card, dataset fingerprint, split). The mono input of every clip
 is ``m = L + R`` of its reference. Each wav is written atomically, so a killed run leaves only
-complete files, and a rerun skips the clips whose wav already exists and reads back. A folder
+complete files (a rerun first removes the temporary files a killed run left), and a rerun
+skips the clips whose wav already exists and reads back whole. A folder
 holding predictions of another system revision or dataset is refused rather than mixed.
 """
 
@@ -16,22 +17,43 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from tas_bench.audio_io import read_audio, write_wav
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import write_json_atomic
+from tas_bench.audio_io import check_output_folder, probe_audio, read_audio, write_wav
+from tas_bench.errors import AudioError, TasBenchError
+from tas_bench.fileio import sweep_orphans, write_json_atomic
 from tas_bench.manifest import SPLITS, dataset_fingerprint, load_dataset
 
 SYSTEM_FILE = "system.json"
 
 
 def _complete(path: Path) -> bool:
+    """Whether a prediction already written reads back whole (2 channels, frames, not cut)."""
+    if not path.exists():
+        return False
     try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, OSError):
+        info = probe_audio(path)
+    except AudioError:
         return False
     return info.channels == 2 and info.frames > 0
+
+
+def _check_targets(out: Path, ds: Any, clips: list[Any]) -> None:
+    """Before any work: every ``out/{id}.wav`` must be writable by a rename (not a folder or a
+    FIFO) and must not be one of the dataset's reference files (an ``--out`` inside the dataset
+    folder could otherwise overwrite the references)."""
+    refs = set()
+    for c in ds.clips:
+        try:
+            refs.add(ds.audio_path(c))
+        except TasBenchError:
+            continue
+    for c in clips:
+        target = out / f"{c.id}.wav"
+        if target.exists() and not target.is_file():
+            raise TasBenchError("exists and is not a regular file; remove it", path=target)
+        if target.resolve() in refs:
+            raise TasBenchError("is a reference file of the dataset; choose an --out folder "
+                                "outside the dataset's audio", path=target)
 
 
 def _check_out(out: Path, meta: dict[str, Any]) -> None:
@@ -66,12 +88,15 @@ def generate_predictions(system_name: str | Any, data: str | Path, out: str | Pa
         raise TasBenchError(f"unknown split {split!r}; expected one of {list(SPLITS)}", field="split")
     if batch_size < 1:
         raise TasBenchError("batch size must be >= 1", field="batch_size")
-    system = load_system(system_name, device=device) if isinstance(system_name, str) else system_name
+    out = Path(out)
+    check_output_folder(out, inputs=(data,), file_names=(SYSTEM_FILE,))
     ds = load_dataset(data)
     clips = ds.split(split)
     if not clips:
         raise TasBenchError(f"no clips in split {split!r}", path=ds.root)
-    out = Path(out)
+    _check_targets(out, ds, clips)
+    sweep_orphans(out)
+    system = load_system(system_name, device=device) if isinstance(system_name, str) else system_name
     meta = {
         "system": system.card(),
         "dataset": str(ds.root),

@@ -29,13 +29,20 @@ import numpy as np
 
 from evaluators.base import ClipInput, ClipOutput, Evaluator
 from evaluators.registry import EVALUATORS
-from tas_bench.audio_io import RESAMPLER, read_audio
+from tas_bench.audio_io import RESAMPLER, check_output_folder, read_audio, require_regular_file
 from tas_bench.cache import OutputCache, default_cache_dir
 from tas_bench.errors import AudioError, TasBenchError
-from tas_bench.fileio import read_json_object, sha256_bytes, sha256_file, stable_hash
+from tas_bench.fileio import (
+    atomic_path,
+    read_json_object,
+    sha256_bytes,
+    sha256_file,
+    stable_hash,
+    sweep_orphans,
+)
 from tas_bench.manifest import Clip, Dataset, dataset_fingerprint, load_dataset
 from tas_bench.provenance import code_info, package_versions
-from tas_bench.results import write_results
+from tas_bench.results import PER_CLIP_NAME, RESULTS_NAME, write_results
 from tas_bench.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, summarize
 
 LENGTH_POLICY = "prediction cropped or zero-padded at the end to the reference length"
@@ -134,6 +141,7 @@ def _scan_predictions(pred: Path, clips: list[Clip], all_ids: set[str]
     invalid: list[dict[str, str]] = []
     warnings: list[str] = []
     root = pred.resolve()
+    candidates: dict[str, list[Path]] = {}
     for entry in sorted(os.scandir(pred), key=lambda e: e.name):
         p = Path(entry.path)
         if entry.name == SYSTEM_CARD_NAME:
@@ -151,13 +159,23 @@ def _scan_predictions(pred: Path, clips: list[Clip], all_ids: set[str]
             invalid.append({"id": p.stem, "path": str(p), "reason": "path escapes the predictions folder"})
             continue
         if p.stem in wanted:
-            found[p.stem] = p
+            candidates.setdefault(p.stem, []).append(p)
         elif p.stem in all_ids:
             warnings.append(f"{p.name}: clip is not in the scored split (ignored)")
         else:
             invalid.append({"id": p.stem, "path": str(p), "reason": "extra file: no clip with this id in the manifest"})
+    ambiguous = set()
+    for cid, paths in candidates.items():
+        if len(paths) == 1:
+            found[cid] = paths[0]
+        else:  # x.wav beside x.WAV: neither is taken, since either could be the intended one
+            ambiguous.add(cid)
+            names = ", ".join(q.name for q in paths)
+            invalid.append({"id": cid, "path": str(paths[0]),
+                            "reason": f"ambiguous: {len(paths)} files name this clip ({names}); "
+                                      "keep exactly one"})
     for c in clips:
-        if c.id not in found:
+        if c.id not in found and c.id not in ambiguous:
             invalid.append({"id": c.id, "path": str(pred / f"{c.id}.wav"), "reason": "prediction missing"})
     return found, invalid, warnings
 
@@ -167,7 +185,8 @@ def _read_system_card(pred: Path, name: str | None) -> dict[str, Any]:
     writes: {"system": card, "dataset_fingerprint": ..., ...}); ``name`` overrides its name."""
     path = pred / SYSTEM_CARD_NAME
     card: dict[str, Any] = {}
-    if path.is_file():
+    if path.exists() or path.is_symlink():
+        require_regular_file(path, "system card", error=TasBenchError)
         card = read_json_object(path)
         if isinstance(card.get("system"), dict):  # written by `tas-bench generate`
             generated = {k: v for k, v in card.items() if k != "system"}
@@ -198,6 +217,7 @@ class _Scorer:
                 "name": ev.name, "version": ev.version, "config_hash": stable_hash(ev.config()),
                 "weights": {k: v.get("sha256") for k, v in ev.weights_info().items()},
                 "resampler": RESAMPLER, "length_policy": LENGTH_POLICY,
+                "sample_rate": ev.sample_rate,  # what the evaluator is fed, whatever config() says
             } for ev in evaluators
         }
 
@@ -255,7 +275,8 @@ class _Scorer:
                     if out is not None and out.arrays:
                         d = self.out_embed / ev.name
                         d.mkdir(parents=True, exist_ok=True)
-                        np.savez(d / f"{items[i].clip.id}.npz", **out.arrays)
+                        with atomic_path(d / f"{items[i].clip.id}.npz") as tmp:
+                            np.savez(tmp, **out.arrays)
         return result, bad, notes  # type: ignore[return-value]
 
     @staticmethod
@@ -309,6 +330,35 @@ class ScoredRun:
     columns: list[str]
 
 
+def _check_references(dataset: Dataset, clips: list[Clip]) -> None:
+    """Every scored clip's reference audio must be a regular file, checked with ``stat`` before
+    anything hashes or reads it (a FIFO would block the run forever). A missing or unusable
+    reference is an error of the whole run, not an invalid entry: a result over fewer
+    references would not be comparable with other results on the same dataset."""
+    problems = []
+    for c in clips:
+        try:
+            require_regular_file(dataset.audio_path(c), f"reference audio of clip {c.id}")
+        except TasBenchError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise TasBenchError(f"{len(problems)} unusable reference file(s): "
+                            + "; ".join(problems[:5]) + more, path=dataset.root)
+
+
+def _sweep(cache_dir: Path | None, pred: Path, out: Path | None) -> None:
+    """Remove temporary files that killed writers left (cache entries, predictions written by
+    ``generate``, results), so an interrupted run costs nothing but the lost work and its
+    leftovers are never read as predictions."""
+    if cache_dir is not None:
+        sweep_orphans(cache_dir, recursive=True)
+    sweep_orphans(pred)
+    if out is not None:  # not recursive: --out may be a big folder; embeddings/ is ours
+        sweep_orphans(out)
+        sweep_orphans(out / "embeddings", recursive=True)
+
+
 def score(opts: ScoreOptions) -> ScoreSummary:
     """Score the predictions in ``opts.pred`` against ``opts.data``; write results to ``opts.out``.
 
@@ -327,13 +377,20 @@ def compute_scores(opts: ScoreOptions) -> ScoredRun:
     """Everything :func:`score` does except writing ``results.json`` / ``per_clip.csv``
     (embeddings are still saved under ``opts.out`` when ``opts.save_embeddings``)."""
     t0 = time.perf_counter()
+    writes = opts.out is not None and opts.shard is None
+    if writes:
+        check_output_folder(opts.out, inputs=(opts.pred, opts.data),
+                            file_names=(RESULTS_NAME, PER_CLIP_NAME, "embeddings"))
     dataset = load_dataset(opts.data)
     clips = dataset.split(opts.split)
     if not clips:
         raise TasBenchError(f"no clips in split {opts.split!r}", path=dataset.root)
+    _check_references(dataset, clips)
+    cache_dir = (opts.cache_dir or default_cache_dir()) if opts.use_cache else None
+    _sweep(cache_dir, opts.pred, opts.out if writes else None)
     evaluators, skipped = _instantiate(opts.evaluators, opts.evaluator_config, dataset)
     found, invalid, warnings = _scan_predictions(opts.pred, clips, {c.id for c in dataset.clips})
-    cache = OutputCache((opts.cache_dir or default_cache_dir()) if opts.use_cache else None)
+    cache = OutputCache(cache_dir)
     embed_dir = (opts.out / "embeddings") if (opts.save_embeddings and opts.out and not opts.shard) else None
     scorer = _Scorer(evaluators, cache, embed_dir)
 

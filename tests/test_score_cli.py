@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -60,52 +59,96 @@ def test_score_cli_success_and_user_errors(data_pred, tmp_path: Path, capsys) ->
     assert main(["score", "--data", str(tmp_path / "nope"), "--pred", str(pred), "--out", "x"]) == 2
 
 
-SLOW_PLUGIN = textwrap.dedent('''
-    import time
+KILL_PLUGIN = textwrap.dedent('''
+    import os
+    import signal
     from evaluators.registry import EVALUATORS
     from evaluators.signal import SignalEvaluator
 
-    class SlowSignal(SignalEvaluator):
-        name = "slow-signal"
+    class KillSignal(SignalEvaluator):
+        """signal, one clip a batch; kills its own process (SIGKILL) when batch number
+        $KILL_AT_BATCH starts, so a run dies at a known point without any timing."""
+        name = "kill-signal"
         batch_size = 1
+        calls = 0
         def process_batch(self, batch):
-            time.sleep(0.4)
+            KillSignal.calls += 1
+            if KillSignal.calls == int(os.environ.get("KILL_AT_BATCH", "0")):
+                os.kill(os.getpid(), signal.SIGKILL)
             return super().process_batch(batch)
 
-    EVALUATORS.register("slow-signal", SlowSignal)
+    EVALUATORS.register("kill-signal", KillSignal)
 ''')
 
 
-def _score_proc(data: Path, pred: Path, out: Path, cache: Path, plugin_dir: Path) -> list[str]:
-    code = ("import sys, slowplug; from tas_bench.cli import main; "
+def _score_proc(data: Path, pred: Path, out: Path, cache: Path) -> list[str]:
+    code = ("import sys, killplug; from tas_bench.cli import main; "
             f"sys.exit(main(['score', '--data', {str(data)!r}, '--pred', {str(pred)!r}, '--out', "
-            f"{str(out)!r}, '--evaluators', 'slow-signal', '--no-progress', '--cache-dir', {str(cache)!r}]))")
+            f"{str(out)!r}, '--evaluators', 'kill-signal', '--no-progress', '--cache-dir', {str(cache)!r}]))")
     return [sys.executable, "-c", code]
 
 
+def _plant_orphan(folder: Path, final_name: str, pid: int) -> Path:
+    """A temporary file as fileio.atomic_path names it, left by the (dead) process ``pid``."""
+    from tas_bench.fileio import TMP_MARK, _host
+
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(final_name).suffix
+    p = folder / f".{final_name}{TMP_MARK}{_host()}.{pid}.k1ll3d{suffix}"
+    p.write_bytes(b"half-written")
+    return p
+
+
+def _temp_files(*folders: Path) -> list[Path]:
+    return [p for f in folders if f.exists() for p in f.rglob("*") if ".tas-tmp." in p.name]
+
+
 def test_sigkill_then_restart_gives_identical_results(data_pred, tmp_path: Path) -> None:  # noqa: ANN001
+    """A run killed after two clips, plus the temporary files a kill mid-write leaves in the
+    cache, predictions and results folders: the restart sweeps them, reuses the two cached
+    clips and writes results byte-identical to a clean run (no timing involved)."""
     data, pred = data_pred
     (tmp_path / "plug").mkdir()
-    (tmp_path / "plug" / "slowplug.py").write_text(SLOW_PLUGIN)
+    (tmp_path / "plug" / "killplug.py").write_text(KILL_PLUGIN)
     env = _env(tmp_path / "plug")
     cache, res = tmp_path / "cache", tmp_path / "res"
-    proc = subprocess.Popen(_score_proc(data, pred, res, cache, tmp_path / "plug"), env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(cache.rglob("*.npz"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    n_cached = len(list(cache.rglob("*.npz")))
-    assert 2 <= n_cached < 6, "the run should have been killed part-way"
+    proc = subprocess.Popen(_score_proc(data, pred, res, cache), env={**env, "KILL_AT_BATCH": "3"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(list(cache.rglob("*.npz"))) == 2  # clips 1 and 2 were stored, then the kill
     assert not (res / "results.json").exists()  # nothing half-written under the final name
-    subprocess.run(_score_proc(data, pred, res, cache, tmp_path / "plug"), env=env, check=True)
-    subprocess.run(_score_proc(data, pred, tmp_path / "clean", tmp_path / "cache2", tmp_path / "plug"),
-                   env=env, check=True)
+    # what a SIGKILL during a write leaves (the killed process's pid is certainly dead)
+    entry_dir = next(cache.rglob("*.npz")).parent
+    orphans = [_plant_orphan(entry_dir, "ab" * 32 + ".npz", proc.pid),
+               _plant_orphan(pred, "clip003.wav", 999_999_999),
+               _plant_orphan(res, "per_clip.csv", 999_999_999),
+               _plant_orphan(res, "results.json", 999_999_999)]
+    rerun = subprocess.run(_score_proc(data, pred, res, cache), env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr  # the planted prediction temp is not "extra"
+    assert "cache hits 2," in rerun.stdout
+    assert not any(p.exists() for p in orphans)
+    assert not _temp_files(cache, pred, res)
+    clean = subprocess.run(_score_proc(data, pred, tmp_path / "clean", tmp_path / "cache2"),
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
     assert (res / "per_clip.csv").read_bytes() == (tmp_path / "clean" / "per_clip.csv").read_bytes()
-    a = json.loads((res / "results.json").read_text())["metrics"]
-    b = json.loads((tmp_path / "clean" / "results.json").read_text())["metrics"]
-    assert a == b
-    assert not [p for p in cache.rglob("*") if p.name.startswith(".")]  # no temp files left
+    a = json.loads((res / "results.json").read_text())
+    b = json.loads((tmp_path / "clean" / "results.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["invalid"] == b["invalid"] == []
+
+
+def test_live_writers_temp_files_are_kept(data_pred, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """Only the temporary files of dead writers are swept: one of a running process (here this
+    test's own pid) stays."""
+    data, pred = data_pred
+    cache = tmp_path / "c"
+    (cache / "ab").mkdir(parents=True)
+    live = _plant_orphan(cache / "ab", "ab" * 32 + ".npz", os.getpid())
+    assert main(["score", "--data", str(data), "--pred", str(pred), "--out", str(tmp_path / "r"),
+                 "--evaluators", "signal", "--no-progress", "--cache-dir", str(cache)]) == 0
+    assert live.exists()
 
 
 def test_two_processes_with_torchrun_equal_one(data_pred, tmp_path: Path) -> None:  # noqa: ANN001

@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     shard = _parse_shard(args.shard) if args.shard else None
     if args.out is None and shard is None:
         raise TasBenchError("--out is required")
+    if shard is None:  # before any work, also before the shards of a distributed run
+        from tas_bench.audio_io import check_output_folder
+        from tas_bench.results import PER_CLIP_NAME, RESULTS_NAME
+
+        check_output_folder(args.out, inputs=(args.pred, args.data),
+                            file_names=(RESULTS_NAME, PER_CLIP_NAME, "embeddings"))
     opts = ScoreOptions(
         data=args.data, pred=args.pred, out=args.out, evaluators=args.evaluators,
         evaluator_config=parse_evaluator_options(args.options),

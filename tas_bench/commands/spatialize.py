@@ -2,7 +2,8 @@
 
 The input should be mono (the mix m = L + R); a 2-channel file is taken as L and R and summed.
 Any sample rate is accepted (resampled to the system's rate); the output is at the system's
-rate, written as 32-bit float.
+rate, written as 32-bit float. ``--out`` must not be the input file (also not through a
+symlink or hard link) nor a folder; an existing output file is replaced.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ def spatialize_file(system_name: str, input_path: str, prompt: str, out_path: st
                     device: str = "cpu") -> dict:
     """Spatialize one file; returns {system, revision, sample_rate, seconds, out}."""
     from baselines.registry import load_system
-    from tas_bench.audio_io import read_audio, write_wav
+    from tas_bench.audio_io import check_output_file, read_audio, write_wav
     from tas_bench.errors import TasBenchError
 
+    # before any work: never overwrite the input (also through a symlink or hard link)
+    check_output_file(out_path, inputs=(input_path,))
     audio = read_audio(input_path)
     if audio.channels > 2:
         raise TasBenchError(f"expected a mono (or stereo) file, found {audio.channels} channels",

@@ -3,8 +3,10 @@
 Layout read:
 
 * audio: ``SRC/binaural_audios/*.wav`` (FAIR-Play) if that folder exists, else ``SRC/*.wav``;
-  the clip id is the file name without ``.wav``. Every wav must be readable, non-empty,
-  2-channel (ch0 = left) and finite.
+  the clip id is the file name without ``.wav``. Every wav must be a regular file (a symlink
+  must stay inside SRC), readable, complete (not cut short), non-empty, 2-channel (ch0 = left),
+  finite, at a rate in [1000, 384000] Hz; an entry named ``*.wav`` that is a folder, a FIFO or
+  an outside symlink is reported, not skipped.
 * splits (optional): for each of train/val/test a list of clips, either
   a plain text file (one entry a line; blank lines and ``#`` comments ignored) or a FAIR-Play
   ``.h5`` file whose dataset ``audio`` holds byte-string paths (FAIR-Play's
@@ -33,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.audio_io import read_audio
+from tas_bench.audio_io import check_sample_rate, read_audio, require_regular_file
 from tas_bench.errors import TasBenchError
 from tas_bench.manifest import SPLITS, Clip
 
@@ -52,8 +54,10 @@ def entry_to_id(entry: str) -> str:
 
 def read_split_file(path: Path, problems: list[str]) -> list[str]:
     """Entries of one split file (.txt lines or FAIR-Play .h5 dataset ``audio``) as clip ids."""
-    if not path.is_file():
-        problems.append(f"{path}: split file not found")
+    try:
+        require_regular_file(path, "split file", error=TasBenchError)
+    except TasBenchError as exc:
+        problems.append(str(exc))
         return []
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py
@@ -117,8 +121,10 @@ def _resolve_splits(splits: SplitSpec, problems: list[str]) -> dict[str, list[st
 
 def read_captions(path: Path, problems: list[str]) -> dict[str, str]:
     """Map clip id -> caption from a CSV (header with id and caption columns) or JSONL file."""
-    if not path.is_file():
-        problems.append(f"{path}: captions file not found")
+    try:
+        require_regular_file(path, "captions file", error=TasBenchError)
+    except TasBenchError as exc:
+        problems.append(str(exc))
         return {}
     try:
         text = path.read_text(encoding="utf-8")
@@ -162,9 +168,32 @@ def read_captions(path: Path, problems: list[str]) -> dict[str, str]:
     return captions
 
 
-def _find_wavs(src: Path) -> tuple[Path, list[Path]]:
+def _find_wavs(src: Path, problems: list[str]) -> tuple[Path, list[Path]]:
+    """The ``*.wav`` entries of the audio folder that can be imported; every other entry named
+    ``*.wav`` (a folder, a FIFO, a broken symlink, a symlink leading outside ``src``) is a
+    problem, never skipped silently. A FIFO is refused by ``stat`` alone, never opened."""
     folder = src / "binaural_audios" if (src / "binaural_audios").is_dir() else src
-    wavs = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
+    root = src.resolve()
+    wavs = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() != ".wav":
+            continue
+        if p.is_symlink():
+            try:
+                target = p.resolve(strict=True)
+            except (OSError, RuntimeError):
+                problems.append(f"{p}: broken symbolic link")
+                continue
+            if target != root and root not in target.parents:
+                problems.append(f"{p}: symbolic link to {target}, outside the source folder "
+                                f"{root} (copy the file into the folder instead)")
+                continue
+        try:
+            require_regular_file(p, "audio file", error=TasBenchError)
+        except TasBenchError as exc:
+            problems.append(str(exc))
+            continue
+        wavs.append(p)
     return folder, wavs
 
 
@@ -212,12 +241,11 @@ def import_binaural_folder(
     if not src.is_dir():
         raise TasBenchError("source folder not found", path=src)
     check_out(out, overwrite)
-    if sample_rate is not None and not 1000 <= int(sample_rate) <= 384000:
-        raise TasBenchError(f"sample rate {sample_rate} out of range [1000, 384000] Hz",
-                            field="sample_rate")
+    if sample_rate is not None:
+        sample_rate = check_sample_rate(sample_rate, field="sample_rate")
     problems: list[str] = []
-    folder, wavs = _find_wavs(src)
-    if not wavs:
+    folder, wavs = _find_wavs(src, problems)
+    if not wavs and not problems:
         raise TasBenchError("no .wav files found (looked in binaural_audios/ and the folder "
                             "itself)", path=src)
     by_id: dict[str, Path] = {}

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import fftconvolve
 
-from tas_bench.audio_io import read_audio, resample
+from tas_bench.audio_io import check_sample_rate, read_audio, require_regular_file, resample
 from tas_bench.errors import TasBenchError
 from tas_bench.geometry import quantize_distance
 from tas_bench.manifest import Clip, Provenance, QAItem, Source
@@ -80,6 +80,8 @@ TARGET_DBFS = -14.0
 _DIRECTION_WORDS = re.compile(r"\b(left|right|front|behind|back|above|below)\b", re.IGNORECASE)
 _DISTANCE_WORDS = re.compile(r"\b(far|farther|further|close|closer|near|nearer|distance)\b",
                              re.IGNORECASE)
+#: A number preceded by a minus sign ("-5m", "- 3.5 meters"): no distance can be negative.
+_NEGATIVE_NUMBER = re.compile(r"(?<![\w.])[-\u2212]\s*(?:\d+(?:\.\d+)?|\.\d+)")
 _LABEL_RE = re.compile(r"\bsound of (?:the |a |an )?(.+?)(?:\s+(?:coming|located|come|is|in|on|"
                        r"from|relative)\b|[?.,]|$)", re.IGNORECASE)
 
@@ -92,8 +94,7 @@ class _Group:
 
 def read_records(path: Path, problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """Records of a JSON-list or JSONL file as (location, record); problems name file + line."""
-    if not path.is_file():
-        raise TasBenchError("records file not found", path=path)
+    require_regular_file(path, "records file", error=TasBenchError)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -272,8 +273,9 @@ def import_spatialsoundqa(
     """Render SpatialSoundQA records into the dataset folder ``out`` (see module docstring).
 
     ``limit`` keeps the first N clips (in order of first appearance in the records). All
-    problems (malformed lines, missing fields, duplicate question ids, missing or bad audio/RIR
-    files) are raised together as one TasBenchError before the manifest is written. Returns the
+    problems (malformed lines, missing fields, duplicate question ids, an answer stating a
+    negative distance, missing or bad audio/RIR files, rates outside [1000, 384000] Hz) are
+    raised together as one TasBenchError before the manifest is written. Returns the
     dataset.json content with counts of clips, QA items and skipped records.
     """
     from tas_bench.importers import (
@@ -296,6 +298,8 @@ def import_spatialsoundqa(
         raise TasBenchError(f"duration {duration} must be > 0 seconds", field="duration")
     if limit is not None and limit < 1:
         raise TasBenchError(f"limit {limit} must be >= 1", field="limit")
+    sample_rate = check_sample_rate(sample_rate, field="sample_rate")
+    rir_sample_rate = check_sample_rate(rir_sample_rate, field="rir_sample_rate")
     check_out(out, overwrite)
 
     problems: list[str] = []
@@ -309,6 +313,12 @@ def import_spatialsoundqa(
                             f"for {r['question_type']} (first at {seen_q[qkey]})")
             continue
         seen_q[qkey] = where
+        if (qa_category(r["question_type"], r["question"]) is not None
+                and _NEGATIVE_NUMBER.search(r["answer"])):
+            # parse_distance reads "-5m" as 5.0: refuse rather than import a wrong distance
+            problems.append(f"{records}: {where}: question_id {r['question_id']!r}: answer "
+                            f"{r['answer']!r} states a negative distance")
+            continue
         key = (r["audio_id"], r["reverb_id"], r["audio_id2"], r["reverb_id2"])
         groups.setdefault(key, _Group(key)).records.append((where, r))
     chosen = list(groups.values())[: limit or None]
