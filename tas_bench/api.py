@@ -201,13 +201,20 @@ class Results:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """One row per metric (index: metric name): evaluator, mean, std, ci_low, ci_high
+        """One row per metric (index: metric name; per-clip metrics in per-clip column order,
+        then corpus metrics): evaluator, mean, std, ci_low, ci_high
         (the 95 % bootstrap CI; NaN for corpus metrics without one), n, higher_is_better,
         unit, per_clip (False for corpus-level metrics), description."""
         import pandas as pd
 
+        metrics = self.doc.get("metrics") or {}
+        # per-clip metrics in per_clip.csv's column order (evaluator order: signal, cues, ...),
+        # then corpus metrics: the same order before and after a save (results.json sorts keys)
+        order = [c for c in self.per_clip.columns if c in metrics]
+        order += [k for k in metrics if k not in order]
         rows = []
-        for name, m in (self.doc.get("metrics") or {}).items():
+        for name in order:
+            m = metrics[name]
             ci = m.get("ci95") or (None, None)
             rows.append({"metric": name, "evaluator": m.get("evaluator"),
                          "mean": _float(m.get("mean")), "std": _float(m.get("std")),

@@ -99,11 +99,14 @@ def test_load_results_round_trips_bytes(tiny, tmp_path: Path) -> None:  # noqa: 
 
 
 def test_metrics_and_per_clip_frames(tiny) -> None:  # noqa: ANN001
-    _, _, cli = tiny
+    data, pred, cli = tiny
     doc = json.loads((cli / "results.json").read_text(encoding="utf-8"))
     res = tas_bench.load_results(cli)
     m = res.metrics
-    assert list(m.index) == list(doc["metrics"])
+    assert sorted(m.index) == sorted(doc["metrics"])
+    assert list(m.index) == list(res.per_clip.columns[2:])  # per-clip column order
+    fresh = tas_bench.score(data, pred, evaluators=EVS, use_cache=False).metrics
+    pd.testing.assert_frame_equal(fresh, m)  # in memory (not saved) = read back from the files
     assert list(m.columns) == ["evaluator", "mean", "std", "ci_low", "ci_high", "n",
                                "higher_is_better", "unit", "per_clip", "description"]
     for name, d in doc["metrics"].items():
