@@ -4,6 +4,11 @@ Every table is sortable by clicking a column header (numeric columns sort by val
 cells last). Published rows carry a "published" badge and their citation; measured rows their
 dataset fingerprint, code version and results folder. CIs and p-values show on hover (title)
 and, in the extended table, inline.
+
+The table markup is written here by hand rather than with ``Styler.to_html``: the sort script
+needs per-cell ``data-value`` attributes (the unrounded number), per-header ``data-type`` /
+``data-key`` / ``tabindex`` and a ``title`` on each cell and header, which Styler cannot emit
+(its tooltips are CSS hover spans, its cell attributes are classes only).
 """
 
 from __future__ import annotations
