@@ -3,19 +3,20 @@
 * :data:`SYSTEMS` maps a name to a zero-argument factory returning a :class:`System`
   (lazy ``"module:attr"`` strings; third parties add entries through the entry-point group
   ``tas_bench.systems``).
-* :data:`TRAINABLE` maps a kind (``tas-bench train KIND``) to its training function.
-* Runs registered with ``tas-bench register NAME RUN`` live in :mod:`tas_bench.systems_store`.
+* The trainable kinds of the baselines (``tas-bench train KIND``) are registered here into
+  :data:`tas_bench.runs.KINDS`, each with its train and load function (lazy references).
+* Runs registered with ``tas-bench register NAME RUN`` are loaded by their kind through
+  :func:`tas_bench.runs.load_registered`; records live in :mod:`tas_bench.systems_store`.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tas_bench import systems_store
+from tas_bench import runs, systems_store
 from tas_bench.errors import TasBenchError
 from tas_bench.registry import Registry
 
@@ -24,11 +25,12 @@ SYSTEMS.register("mono-mono", "baselines.mono_mono:MonoMono")
 SYSTEMS.register("pseudobinaural-demo", "baselines.pseudobinaural.system:load_demo")
 SYSTEMS.register("pseudobinaural-notext-demo", "baselines.pseudobinaural.system:load_notext_demo")
 
-#: Kinds that ``tas-bench train`` / ``register`` know, with the loader of their run folders.
-TRAINABLE = {
-    "pseudobinaural": "baselines.pseudobinaural.train:train_pseudobinaural",
-    "pseudobinaural-notext": "baselines.pseudobinaural.train:train_pseudobinaural",
-}
+for _kind, _desc in (("pseudobinaural", "text-conditioned PseudoBinaural U-Net"),
+                     ("pseudobinaural-notext", "PseudoBinaural U-Net, empty prompts (ablation)")):
+    runs.register_kind(runs.KindSpec(
+        _kind, role="system", description=_desc,
+        train="baselines.pseudobinaural.train:train_pseudobinaural",
+        load="baselines.pseudobinaural.system:load_checkpoint_dir"))
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEMO_DIR = CHECKPOINTS_DIR / "pseudobinaural-demo"
@@ -51,24 +53,10 @@ def load_system(name: str, device: str = "cpu") -> Any:
         except (TypeError, ValueError):
             takes_device = False
         return factory(device=device) if takes_device else factory()
-    rec = systems_store.load_record(name)
-    if rec is None:
+    system = runs.load_registered(name, role="system", device=device)
+    if system is None:
         raise TasBenchError(f"unknown system {name!r}; known: {', '.join(known_names())}",
                             hint="`tas-bench register NAME RUN` adds a trained run")
-    return _load_registered(rec, device)
-
-
-def _load_registered(rec: dict[str, Any], device: str = "cpu") -> Any:
-    from baselines.pseudobinaural.config import KINDS
-    from baselines.pseudobinaural.system import load_checkpoint_dir
-
-    if rec.get("kind") not in KINDS:
-        raise TasBenchError(f"registered system {rec.get('name')!r} has unknown kind {rec.get('kind')!r}")
-    system = load_checkpoint_dir(rec["run"], name=rec["name"], expect_sha256=rec["checkpoint_sha256"],
-                                 device=device, kinds=KINDS)
-    if rec.get("model_hash") and system.cfg.model_hash() != rec["model_hash"]:
-        raise TasBenchError("config.json changed since registration (model hash differs)",
-                            path=Path(rec["run"]) / "config.json")
     return system
 
 
@@ -106,39 +94,8 @@ def list_systems() -> list[dict[str, Any]]:
 def register_run(name: str, run: str | Path) -> dict[str, Any]:
     """Make a trained run folder the named system ``name``; returns the stored record.
 
-    Refuses a built-in name, a folder that is not a finished run of a known kind, a checkpoint
-    whose sha256 differs from the run's record, or a config.json that does not match it.
+    Refuses a built-in name, a folder that is not a finished run of a known system kind, a
+    checkpoint whose sha256 differs from the run's record, or a config.json that does not match
+    it (:func:`tas_bench.runs.register_run`).
     """
-    from baselines.pseudobinaural.checkpoint import RUN_FILE, read_json
-    from baselines.pseudobinaural.config import KINDS
-    from baselines.pseudobinaural.system import load_checkpoint_dir
-
-    systems_store.check_name(name)
-    if name in SYSTEMS:
-        raise TasBenchError(f"{name!r} is a built-in system name; choose another", field="name")
-    run_p = Path(run).resolve()
-    if not run_p.is_dir():
-        raise TasBenchError("run folder not found", path=run_p)
-    rec = read_json(run_p / RUN_FILE, "run record (is training finished?)")
-    if rec.get("kind") not in KINDS:
-        raise TasBenchError(f"checkpoint of another system kind {rec.get('kind')!r}; registrable "
-                            f"kinds: {list(KINDS)}", path=run_p / RUN_FILE)
-    system = load_checkpoint_dir(run_p, name=name, kinds=KINDS)  # checks sha256, kind, config
-    if system.cfg.kind != rec["kind"]:
-        raise TasBenchError(f"config.json kind {system.cfg.kind!r} differs from run.json "
-                            f"{rec['kind']!r}", path=run_p)
-    if rec.get("model_hash") != system.cfg.model_hash():
-        raise TasBenchError("config.json does not match the run record (model hash differs)",
-                            path=run_p / "config.json")
-    card = system.card() | {"name": name}
-    record = {
-        "name": name,
-        "kind": rec["kind"],
-        "run": str(run_p),
-        "checkpoint_sha256": system.checkpoint_sha256,
-        "model_hash": system.cfg.model_hash(),
-        "registered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "card": card,
-    }
-    systems_store.save_record(name, record)
-    return record
+    return runs.register_run(name, run, expect_role="system", reserved=SYSTEMS.names())

@@ -1,6 +1,8 @@
-"""User-registered systems: ``$TAS_BENCH_HOME/systems/NAME.json`` (default ``~/.cache/tas-bench``).
+"""Registered runs: ``$TAS_BENCH_HOME/{role}s/NAME.json`` (default ``~/.cache/tas-bench``).
 
-A record holds the run folder, the sha256 of its checkpoint, the model-config hash and the
+``role`` is ``"system"`` (``systems/``, what ``tas-bench generate`` uses) or ``"assessor"``
+(``assessors/``, e.g. a trained spatial-QA model); :func:`tas_bench.runs.register_run` writes
+the records. A record holds the run folder, the sha256 of its checkpoint, the model-config hash and the
 system card at registration time. Loading a registered system re-checks the checkpoint hash,
 so a checkpoint modified after registration is refused instead of silently scored.
 """
@@ -25,8 +27,11 @@ def tas_bench_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "tas-bench"
 
 
-def systems_dir() -> Path:
-    return tas_bench_home() / "systems"
+def systems_dir(role: str = "system") -> Path:
+    """The folder of the records of ``role`` (``systems/``, ``assessors/``)."""
+    if role not in ("system", "assessor"):
+        raise TasBenchError(f"unknown role {role!r}; expected 'system' or 'assessor'", field="role")
+    return tas_bench_home() / f"{role}s"
 
 
 def check_name(name: str) -> str:
@@ -37,18 +42,18 @@ def check_name(name: str) -> str:
     return name
 
 
-def save_record(name: str, record: dict[str, Any]) -> Path:
+def save_record(name: str, record: dict[str, Any], role: str = "system") -> Path:
     """Write the registration record of ``name`` atomically."""
-    path = systems_dir() / f"{check_name(name)}.json"
+    path = systems_dir(role) / f"{check_name(name)}.json"
     write_json_atomic(path, {**record, "name": name})
     return path
 
 
-def load_record(name: str) -> dict[str, Any] | None:
-    """The record of a registered system, or ``None`` if ``name`` is not registered."""
+def load_record(name: str, role: str = "system") -> dict[str, Any] | None:
+    """The record of a registered run, or ``None`` if ``name`` is not registered."""
     if not _NAME_RE.match(name or ""):
         return None
-    path = systems_dir() / f"{name}.json"
+    path = systems_dir(role) / f"{name}.json"
     if not path.is_file():
         return None
     try:
@@ -60,14 +65,14 @@ def load_record(name: str) -> dict[str, Any] | None:
     return rec
 
 
-def list_records() -> list[dict[str, Any]]:
-    """All registration records, sorted by name (malformed files are skipped)."""
-    root = systems_dir()
+def list_records(role: str = "system") -> list[dict[str, Any]]:
+    """All registration records of ``role``, sorted by name (malformed files are skipped)."""
+    root = systems_dir(role)
     out = []
     if root.is_dir():
         for p in sorted(root.glob("*.json")):
             try:
-                rec = load_record(p.stem)
+                rec = load_record(p.stem, role)
             except TasBenchError:
                 continue
             if rec is not None:
@@ -75,10 +80,18 @@ def list_records() -> list[dict[str, Any]]:
     return out
 
 
-def remove_record(name: str) -> bool:
+def remove_record(name: str, role: str = "system") -> bool:
     """Unregister ``name``; returns whether a record existed."""
-    path = systems_dir() / f"{check_name(name)}.json"
+    path = systems_dir(role) / f"{check_name(name)}.json"
     if path.is_file():
         path.unlink()
         return True
     return False
+
+
+def registered_run_folder(role: str, name: str) -> Path | None:
+    """The run folder registered as ``name`` for ``role`` (``"system"``/``"assessor"``), or
+    ``None`` when no such name is registered. The folder is not checked here; loading it
+    through :func:`tas_bench.runs.load_registered` re-checks the checkpoint hash."""
+    rec = load_record(name, role)
+    return None if rec is None else Path(rec["run"])

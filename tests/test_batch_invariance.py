@@ -105,7 +105,7 @@ def test_scratch_text_vector_ignores_padding_of_its_batch() -> None:
     """A prompt's vector is the same padded in a batch of longer prompts as alone (packed GRU)."""
     import torch
 
-    from baselines.pseudobinaural.text_encoder import ScratchTextEncoder, build_vocab
+    from tas_bench.text import ScratchTextEncoder, build_vocab
 
     prompts = ["left", "the dog is on the far right behind you and a bit above", "right front"]
     torch.manual_seed(0)

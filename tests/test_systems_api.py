@@ -267,6 +267,21 @@ def test_shipped_checkpoints(name: str) -> None:
     assert y.shape == (2, 20000)
 
 
+@pytest.mark.parametrize("name", ["pseudobinaural-demo", "pseudobinaural-notext-demo"])
+def test_shipped_outputs_equal_those_before_the_shared_plumbing(name: str) -> None:
+    """tests/golden/pseudobinaural/shipped_outputs.npz holds L - R of each shipped checkpoint for
+    a fixed input, computed by the code before the port onto tas_bench.runs / tas_bench.text."""
+    from baselines.registry import load_system
+
+    gold = np.load(Path(__file__).parent / "golden" / "pseudobinaural" / "shipped_outputs.npz")
+    key = name.replace("-", "_")
+    s = load_system(name)
+    assert s.card()["revision"] == str(gold[key + "_revision"])
+    y = s.spatialize(gold["mono"], "The bell is located left, front, above, 2m away.", SR)
+    np.testing.assert_allclose(y[0] - y[1], gold[key], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(y[0] + y[1], gold["mono"], rtol=0, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_shipped_demo_beats_mono_mono_on_unseen_seed(tmp_path: Path) -> None:
     """Acceptance check on a demo test split simulated with a seed the checkpoint never saw."""

@@ -153,7 +153,8 @@ def test_cli_bad_inputs(data: Path, tmp_path: Path, capsys) -> None:
     rc, _, _ = _cli(["spatialize", "--system", "pseudobinaural-demo", "--input", str(silent),
                      "--prompt", "", "--out", str(tmp_path / "s.wav")], capsys)
     assert rc == 0 and not sf.read(tmp_path / "s.wav")[0].any()  # silence in, silence out
-    rc, _, err = _cli(["train", "tas", "--data", str(data), "--out", str(tmp_path / "r")], capsys)
+    rc, _, err = _cli(["train", "no-such-kind", "--data", str(data), "--out", str(tmp_path / "r")],
+                      capsys)
     _one_line_error(rc, err, "trainable kinds")
     rc, _, err = _cli(["train", "pseudobinaural", "--data", str(tmp_path / "none"), "--out",
                        str(tmp_path / "r")], capsys)

@@ -102,7 +102,7 @@ train_pseudobinaural("pseudobinaural", {data!r}, {out!r}, progress=False,
 
 
 def test_resume_after_kill_matches_uninterrupted(data: Path, tmp_path: Path) -> None:
-    from baselines.pseudobinaural.checkpoint import list_checkpoints
+    from tas_bench.runs import list_checkpoints
 
     over = {"steps": 60, "checkpoint_every": 10, "val_every": 30}
     train_tiny(data, tmp_path / "ref", **over)
@@ -189,10 +189,11 @@ def test_checkpoint_of_other_config_or_system(good_run: Path, tmp_path: Path) ->
     from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
-    from baselines.pseudobinaural.checkpoint import read_model
+    from baselines.pseudobinaural.system import FORMAT, WHAT
+    from tas_bench.runs import read_model
 
     with pytest.raises(TasBenchError, match="not a PseudoBinaural checkpoint"):
-        read_model(tmp_path / "foreign.safetensors")
+        read_model(tmp_path / "foreign.safetensors", fmt=FORMAT, what=WHAT)
 
 
 def test_register_refusals(good_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 """Text-conditioned PseudoBinaural (Mono2Binaural audio U-Net + text at the bottleneck).
 
-Modules: ``config`` (presets, checked config), ``text_encoder`` (scratch / local FLAN-T5),
-``model`` (U-Net, STFT), ``data`` (training windows), ``checkpoint`` (safetensors + JSON),
-``train`` (accelerate loop, resumable), ``system`` (inference as a tas-bench System).
+Modules: ``config`` (presets, checked config), ``model`` (U-Net, STFT), ``data`` (training
+windows), ``train`` (accelerate loop, resumable), ``system`` (inference as a tas-bench System).
+The text encoders live in :mod:`tas_bench.text`; run folders, checkpoints, the metrics log and
+registration in :mod:`tas_bench.runs` (shared with every trainable kind).
 """

@@ -16,16 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from baselines.pseudobinaural.checkpoint import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    RUN_FILE,
-    read_json,
-)
 from baselines.pseudobinaural.system import load_checkpoint_dir
 from tas_bench.errors import TasBenchError
 from tas_bench.fileio import write_json_atomic
+from tas_bench.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, read_json
 
 #: Largest checkpoint the package may ship (bytes).
 MAX_SHIPPED_BYTES = 25 * 2**20

@@ -9,7 +9,6 @@ rounding); windowing only affects ``d``. A clip shorter than one window is zero-
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,21 @@ import numpy as np
 import torch
 
 from baselines.base import System, compose_binaural
-from baselines.pseudobinaural.checkpoint import (
-    CONFIG_FILE,
-    MODEL_FILE,
-    RUN_FILE,
-    read_json,
-    read_model,
-    revision,
-)
-from baselines.pseudobinaural.config import PBConfig, config_from_dict
+from baselines.pseudobinaural.config import KINDS, PBConfig, config_from_dict
 from baselines.pseudobinaural.model import PseudoBinauralNet
-from baselines.pseudobinaural.text_encoder import ScratchTextEncoder, T5TextEncoder
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import sha256_file
+from tas_bench.runs import open_model_dir, revision
+from tas_bench.text import (
+    build_text_encoder,
+    check_text_encoder_meta,
+    text_encoder_meta,
+    vocab_from_meta,
+)
+
+#: ``format`` tag in the metadata of PseudoBinaural safetensors files (checkpoints and finals).
+FORMAT = "tas-bench-pseudobinaural-1"
+#: How errors name these checkpoints.
+WHAT = "PseudoBinaural"
 
 #: Windows of one clip per forward pass at inference (clips are never mixed in a forward).
 INFER_BATCH = 64
@@ -37,12 +38,9 @@ INFER_BATCH = 64
 
 def build_model(cfg: PBConfig, vocab: list[str] | None) -> PseudoBinauralNet:
     """A fresh network for ``cfg`` (``vocab`` needed by the scratch text encoder)."""
-    if cfg.text_encoder == "t5":
-        enc: torch.nn.Module = T5TextEncoder(cfg.t5_path or "", cfg.text_dim, cfg.t5_max_length)
-    else:
-        if vocab is None:
-            raise TasBenchError("the scratch text encoder needs a vocabulary", field="vocab")
-        enc = ScratchTextEncoder(vocab, cfg.word_dim, cfg.text_dim, cfg.max_tokens)
+    enc = build_text_encoder(cfg.text_encoder, text_dim=cfg.text_dim, vocab=vocab,
+                             word_dim=cfg.word_dim, max_tokens=cfg.max_tokens,
+                             t5_path=cfg.t5_path, t5_max_length=cfg.t5_max_length)
     return PseudoBinauralNet(cfg, enc)
 
 
@@ -62,14 +60,8 @@ def window_starts(length: int, width: int, hop: int) -> list[int]:
 
 
 def model_meta(cfg: PBConfig, net: PseudoBinauralNet) -> dict[str, str]:
-    """Safetensors metadata written with the weights."""
-    meta = {"kind": cfg.kind, "model_hash": cfg.model_hash()}
-    enc = net.text_encoder
-    if isinstance(enc, ScratchTextEncoder):
-        meta["vocab"] = json.dumps(enc.vocab)
-    if isinstance(enc, T5TextEncoder):
-        meta["t5_fingerprint"] = enc.fingerprint
-    return meta
+    """Safetensors metadata written with the weights: kind, model hash, text-encoder identity."""
+    return {"kind": cfg.kind, "model_hash": cfg.model_hash(), **text_encoder_meta(net.text_encoder)}
 
 
 class PseudoBinauralSystem(System):
@@ -85,6 +77,11 @@ class PseudoBinauralSystem(System):
         self.device = torch.device(device)
         self.checkpoint_sha256 = checkpoint_sha256
         self.record = dict(record or {})
+
+    @property
+    def model_hash(self) -> str:
+        """Hash of the model-defining config fields (what a registration records)."""
+        return self.cfg.model_hash()
 
     def card(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -145,50 +142,26 @@ class PseudoBinauralSystem(System):
 
 def load_checkpoint_dir(path: str | Path, *, name: str | None = None,
                         expect_sha256: str | None = None, device: str = "cpu",
-                        kinds: tuple[str, ...] | None = None) -> PseudoBinauralSystem:
+                        kinds: tuple[str, ...] | None = KINDS) -> PseudoBinauralSystem:
     """Load ``model.safetensors`` + ``config.json`` (+ ``run.json``) from a run or shipped folder.
 
     Refuses (TasBenchError, one line) a missing or corrupted file, a checkpoint whose sha256
     differs from ``expect_sha256`` or from its ``run.json``, a checkpoint of another system kind
-    or written for another config than ``config.json``.
+    or written for another config than ``config.json`` (see :func:`tas_bench.runs.open_model_dir`).
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise TasBenchError("checkpoint folder not found", path=root)
-    model_path = root / MODEL_FILE
-    if not model_path.is_file():
-        raise TasBenchError("no model.safetensors (has training finished?)", path=root)
-    record = read_json(root / RUN_FILE, "run record") if (root / RUN_FILE).is_file() else {}
-    sha = sha256_file(model_path)
-    for want, where in ((expect_sha256, "its registration"), (record.get("checkpoint_sha256"), "run.json")):
-        if want and want != sha:
-            raise TasBenchError(f"checkpoint sha256 {sha[:12]}… does not match {where} "
-                                f"({want[:12]}…): modified or corrupted", path=model_path)
-    cfg_dict = read_json(root / CONFIG_FILE, "config")
-    if kinds is not None and cfg_dict.get("kind") not in kinds:
-        raise TasBenchError(f"checkpoint of another system kind {cfg_dict.get('kind')!r} "
-                            f"(expected one of {list(kinds)})", path=root / CONFIG_FILE)
-    cfg = config_from_dict(cfg_dict, where=str(root / CONFIG_FILE))
-    tensors, meta = read_model(model_path)
-    if meta.get("kind") != cfg.kind:
-        raise TasBenchError(f"checkpoint of another system ({meta.get('kind')!r}, config says "
-                            f"{cfg.kind!r})", path=model_path)
-    if meta.get("model_hash") != cfg.model_hash():
-        raise TasBenchError("checkpoint was written for another config than config.json "
-                            "(model hash differs)", path=model_path)
-    vocab = json.loads(meta["vocab"]) if "vocab" in meta else None
-    net = build_model(cfg, vocab)
-    if "t5_fingerprint" in meta and getattr(net.text_encoder, "fingerprint", None) != meta["t5_fingerprint"]:
-        raise TasBenchError("the FLAN-T5 folder differs from the one this checkpoint was trained "
-                            "with", path=cfg.t5_path)
+    md = open_model_dir(path, fmt=FORMAT, what=WHAT, kinds=kinds, expect_sha256=expect_sha256)
+    cfg = config_from_dict(md.config, where=str(md.root / "config.json"))
+    md.check_model(kind=cfg.kind, model_hash=cfg.model_hash())
+    net = build_model(cfg, vocab_from_meta(md.meta))
+    check_text_encoder_meta(net.text_encoder, md.meta, cfg.t5_path)
     try:
-        net.load_state_dict(tensors, strict=True)
+        net.load_state_dict(md.tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise TasBenchError(f"checkpoint does not fit the network of config.json ({first})",
-                            path=model_path) from None
-    return PseudoBinauralSystem(net, cfg, name=name or record.get("name") or cfg.kind,
-                                checkpoint_sha256=sha, record=record, device=device)
+                            path=md.model_path) from None
+    return PseudoBinauralSystem(net, cfg, name=name or md.record.get("name") or cfg.kind,
+                                checkpoint_sha256=md.sha256, record=md.record, device=device)
 
 
 def load_demo(device: str = "cpu") -> PseudoBinauralSystem:

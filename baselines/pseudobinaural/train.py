@@ -10,11 +10,7 @@ on (seed, step, process), so an interrupted-and-resumed run follows an uninterru
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,26 +18,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from baselines.pseudobinaural.checkpoint import (
-    CONFIG_FILE,
-    DATA_FILE,
+from baselines.pseudobinaural.config import config_from_dict, resolve_config
+from baselines.pseudobinaural.data import WindowSampler, fixed_windows, load_split
+from baselines.pseudobinaural.system import FORMAT, WHAT, build_model, count_parameters, model_meta
+from tas_bench.errors import TasBenchError
+from tas_bench.manifest import dataset_fingerprint, load_dataset
+from tas_bench.runs import (
     METRICS_FILE,
     MODEL_FILE,
-    RUN_FILE,
-    list_checkpoints,
+    MetricsLog,
+    finish_run,
+    latest_checkpoint,
     load_checkpoint,
-    read_json,
-    revision,
+    prepare_run,
     save_checkpoint,
     save_model,
+    set_rng_state,
 )
-from baselines.pseudobinaural.config import PBConfig, config_from_dict, resolve_config
-from baselines.pseudobinaural.data import WindowSampler, fixed_windows, load_split
-from baselines.pseudobinaural.system import build_model, count_parameters, model_meta
-from baselines.pseudobinaural.text_encoder import build_vocab
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import sha256_file, write_json_atomic, write_text_atomic
-from tas_bench.manifest import dataset_fingerprint, load_dataset
+from tas_bench.text import build_vocab, vocab_from_meta
 
 METRIC_FIELDS = ("step", "train_loss", "val_loss", "lr", "wall_s", "steps_per_s")
 #: Config fields that may change when a run is resumed (length and bookkeeping only).
@@ -49,58 +43,9 @@ RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "keep_checkpoints
                      "mixed_precision", "torch_threads", "val_windows"}
 
 
-def _git_commit() -> str | None:
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                           cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout.strip() or None if r.returncode == 0 else None
-
-
-def _check_same_run(out: Path, cfg: PBConfig, fingerprint: str) -> None:
-    old = config_from_dict(read_json(out / CONFIG_FILE, "config"), where=str(out / CONFIG_FILE))
-    diff = sorted(k for k, v in cfg.to_dict().items()
-                  if k not in RESUMABLE_CHANGES and old.to_dict()[k] != v)
-    if diff:
-        raise TasBenchError(f"holds a run with another config (fields {diff}); use a new --out "
-                            "or the same config to resume", path=out)
-    data = read_json(out / DATA_FILE, "data record")
-    if data.get("fingerprint") != fingerprint:
-        raise TasBenchError("holds a run trained on other data (dataset fingerprint differs)",
-                            path=out)
-
-
-def _read_metrics(path: Path, upto: int) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                if int(row.get("step") or -1) <= upto:
-                    rows.append({k: row.get(k) or "" for k in METRIC_FIELDS})
-            except ValueError:
-                continue  # a line cut by a kill
-    return rows
-
-
-class _MetricsLog:
-    def __init__(self, path: Path, start_step: int, main: bool) -> None:
-        self.path, self.main = path, main
-        if main:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
-            w.writeheader()
-            w.writerows(_read_metrics(path, start_step))
-            write_text_atomic(path, buf.getvalue())
-
-    def write(self, row: dict[str, Any]) -> None:
-        if not self.main:
-            return
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
-                {k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
+def _normalize(old: dict[str, Any]) -> dict[str, Any]:
+    """A stored config.json in the current schema (defaults filled, checked)."""
+    return config_from_dict(old, where="config.json").to_dict()
 
 
 def _l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -126,40 +71,29 @@ def train_pseudobinaural(kind: str, data: str | Path, out: str | Path, *,
                         cpu=not on_gpu)
     main = accel.is_main_process
     # only the main process looks at (and later writes) the run folder: no races between ranks
-    if main and (out / CONFIG_FILE).is_file():
-        _check_same_run(out, cfg, fingerprint)
-    elif main and out.exists() and any(out.iterdir()):
-        raise TasBenchError("output folder exists and is not a PseudoBinaural run; choose a new "
-                            "--out", path=out)
-    accel.wait_for_everyone()
-
     train_clips = load_split(ds, "train", cfg.sample_rate)
     val_clips = load_split(ds, "val", cfg.sample_rate)
+    prepare_run(out, config=cfg.to_dict(), what=WHAT, resumable=RESUMABLE_CHANGES,
+                normalize=_normalize, main=main,
+                data={"path": str(ds.root), "fingerprint": fingerprint,
+                      "train_clips": len(train_clips), "val_clips": len(val_clips)})
+    accel.wait_for_everyone()
     vocab = build_vocab([c.prompt for c in train_clips], cfg.vocab_min_count)
 
-    ckpts = list_checkpoints(out)
-    start_step, opt_state, rng_state = 0, None, None
-    if ckpts:
-        model_state, meta, opt_state, rng_state, st = load_checkpoint(ckpts[-1])
-        start_step = int(st["step"])
-        if "vocab" in meta:
-            vocab = __import__("json").loads(meta["vocab"])
+    ckpt_dir = latest_checkpoint(out)
+    ckpt = load_checkpoint(ckpt_dir, fmt=FORMAT, what=WHAT) if ckpt_dir is not None else None
+    start_step = ckpt.step if ckpt is not None else 0
+    if ckpt is not None:
+        vocab = vocab_from_meta(ckpt.meta) or vocab
     torch.manual_seed(cfg.seed)
     net = build_model(cfg, vocab)
-    if ckpts:
-        net.load_state_dict(model_state, strict=True)
+    if ckpt is not None:
+        net.load_state_dict(ckpt.model_state, strict=True)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
-    if rng_state is not None:
-        torch.set_rng_state(rng_state)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / CONFIG_FILE, cfg.to_dict())
-        write_json_atomic(out / DATA_FILE, {"path": str(ds.root), "fingerprint": fingerprint,
-                                            "train_clips": len(train_clips),
-                                            "val_clips": len(val_clips)})
+    if ckpt is not None:
+        opt.load_state_dict(ckpt.optimizer_state)
+        set_rng_state(ckpt.rng)
     accel.wait_for_everyone()
     net, opt = accel.prepare(net, opt)
     raw = accel.unwrap_model(net)
@@ -167,7 +101,7 @@ def train_pseudobinaural(kind: str, data: str | Path, out: str | Path, *,
                             cfg.target_rms, rank=accel.process_index)
     val = fixed_windows(val_clips, cfg.window_samples, cfg.val_windows, cfg.target_rms) \
         if val_clips else None
-    log = _MetricsLog(out / METRICS_FILE, start_step, main)
+    log = MetricsLog(out / METRICS_FILE, METRIC_FIELDS, start_step, main)
     log_every = max(1, min(cfg.val_every, 10))
 
     def validate() -> float | None:
@@ -225,31 +159,23 @@ def train_pseudobinaural(kind: str, data: str | Path, out: str | Path, *,
             if main:
                 save_checkpoint(out, step, raw.state_dict(), model_meta(cfg, raw),
                                 opt.state_dict(), {"seed": cfg.seed, "data_fingerprint": fingerprint},
-                                cfg.keep_checkpoints)
+                                cfg.keep_checkpoints, fmt=FORMAT)
     bar.close()
     accel.wait_for_everyone()
     record: dict[str, Any] = {}
     if main:
-        save_model(out / MODEL_FILE, raw.state_dict(), model_meta(cfg, raw))
-        sha = sha256_file(out / MODEL_FILE)
-        record = {
+        if not math.isfinite(float(np.mean(running) if running else 0.0)):
+            raise TasBenchError("training ended with a non-finite loss")
+        save_model(out / MODEL_FILE, raw.state_dict(), model_meta(cfg, raw), fmt=FORMAT)
+        record = finish_run(out, {
             "kind": cfg.kind,
             "steps": step,
             "resumed_from": start_step,
-            "checkpoint_sha256": sha,
             "model_hash": cfg.model_hash(),
-            "config_sha256": sha256_file(out / CONFIG_FILE),
-            "revision": revision(sha, cfg.model_hash()),
             "parameters": count_parameters(raw),
             "data_fingerprint": fingerprint,
             "data_path": str(ds.root),
             "seed": cfg.seed,
-            "command": command or " ".join(sys.argv),
-            "git_commit": _git_commit(),
-            "torch": torch.__version__,
             "licence": "Apache-2.0",
-        }
-        if not math.isfinite(float(np.mean(running) if running else 0.0)):
-            raise TasBenchError("training ended with a non-finite loss")
-        write_json_atomic(out / RUN_FILE, record)
+        }, command=command)
     return record
