@@ -4,6 +4,10 @@ A results folder is a directory holding ``results.json`` (written by ``tas-bench
 usually ``per_clip.csv``. Problems (missing/malformed results.json, unknown schema_version,
 incomplete results, duplicate system+dataset, NaN metric values, unreadable per_clip.csv) are
 collected as :class:`BoardProblem` with the path they concern; the good folders are still read.
+A folder that is not all of one run (a file whose sha256 differs from the ``files`` map of its
+results.json, e.g. a ``per_clip.csv`` written by a later, killed run) is left out with the file
+and the reason (:func:`tas_bench.results.check_results_files`); schema 1.0 files, which have no
+map, are read with a warning.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSIONS = ("1.0",)
-RESULTS_NAME = "results.json"
-PER_CLIP_NAME = "per_clip.csv"
+from tas_bench.results import PER_CLIP_NAME, RESULTS_NAME, check_results_files
+from tas_bench.results import READABLE_SCHEMAS as SCHEMA_VERSIONS
 
 #: Per-clip columns that describe the signals rather than rank systems (shown, never bolded).
 INFORMATIONAL = frozenset({"itd_pred_us", "itd_ref_us", "ild_pred_db", "ild_ref_db"})
@@ -242,6 +245,16 @@ def read_result_folder(folder: Path, root: Path, problems: list[BoardProblem]) -
         return None
     if doc.get("complete") is not True:
         problems.append(BoardProblem(where, "results are incomplete (complete != true); folder left out"))
+        return None
+    # the folder must be all of one run: per_clip.csv etc. as results.json recorded them
+    file_errors, file_warnings = check_results_files(folder, doc)
+    for name, reason in file_warnings:
+        if name == PER_CLIP_NAME and not (folder / name).exists():
+            continue  # reported below with what it costs
+        problems.append(BoardProblem(_rel(folder / name, root) if name else rel, reason, "warning"))
+    if file_errors:
+        for name, reason in file_errors:
+            problems.append(BoardProblem(_rel(folder / name, root), f"{reason}; folder left out"))
         return None
     try:
         system = doc["system"]

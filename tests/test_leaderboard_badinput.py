@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import signal_values, write_result  # noqa: E402
+from test_leaderboard_fixtures import refresh_files, signal_values, write_result  # noqa: E402
 
 from leaderboard.build import build_leaderboard  # noqa: E402
 from leaderboard.collect import read_per_clip  # noqa: E402
@@ -135,6 +135,7 @@ def test_malformed_per_clip_keeps_row_without_significance(tmp_path: Path) -> No
     root = tmp_path / "res"
     _good(root)
     (root / "good-b" / "per_clip.csv").write_text("id,category,stft\nc1,x,abc\n", encoding="utf-8")
+    refresh_files(root / "good-b")  # malformed as written by its run (not a mixed folder)
     s = _build(root, tmp_path / "board")
     msgs = _messages(s)["res/good-b/per_clip.csv"]
     assert any("not a number 'abc'" in m for m in msgs)

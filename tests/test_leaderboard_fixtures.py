@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from tas_bench.fileio import sha256_file
+from tas_bench.results import folder_files
+
 FP_DEMO = "d" * 64
 FP_OTHER = "e" * 64
 SKIP_GEN = ("PANNs weights not installed: Cnn14_16k_mAP=0.438.pth missing in the weights store "
@@ -52,7 +55,7 @@ def write_result(root: Path, folder: str, *, system: str, per_clip: dict[str, li
                          "per_clip": False}
     evs = evaluators if evaluators is not None else {"signal": evaluator(), "cues": evaluator()}
     doc = {
-        "schema_version": "1.0", "kind": "tas-bench-results", "complete": True,
+        "schema_version": "1.1", "kind": "tas-bench-results", "complete": True,
         "created_utc": "2026-11-26T03:00:00Z",
         "code": {"tas_bench_version": "0.1.0", "git_commit": "abc1234def5678", "git_dirty": False},
         "system": {"name": system, "revision": "r" * 64},
@@ -65,13 +68,23 @@ def write_result(root: Path, folder: str, *, system: str, per_clip: dict[str, li
         "paths": {"per_clip": "per_clip.csv"}, "some_future_key": {"ignored": True},
     }
     doc.update(overrides or {})
-    (d / "results.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     with open(d / "per_clip.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["id", "category", *per_clip])
         for i, cid in enumerate(ids):
             w.writerow([cid, "single_doa_de", *[repr(float(per_clip[m][i])) for m in per_clip]])
+    if doc.get("schema_version") == "1.1" and "files" not in doc:  # as the writer records them
+        doc["files"] = {n: sha256_file(d / n) for n in folder_files(d)}
+    (d / "results.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return d
+
+
+def refresh_files(d: Path) -> None:
+    """Re-record the sha256 of the folder's files in its results.json, as if the run that wrote
+    results.json had written the files as they are now (for tests that edit per_clip.csv)."""
+    doc = json.loads((d / "results.json").read_text(encoding="utf-8"))
+    doc["files"] = {n: sha256_file(d / n) for n in folder_files(d)}
+    (d / "results.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
 
 
 def signal_values(rng: np.random.Generator, n: int, stft: float, snr: float, itd: float) -> dict[str, list[float]]:
