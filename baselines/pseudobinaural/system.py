@@ -105,7 +105,10 @@ class PseudoBinauralSystem(System):
 
     @torch.no_grad()
     def _spatialize(self, mono: list[np.ndarray], prompts: list[str]) -> list[np.ndarray]:
-        return [self._spatialize_one(m, p) for m, p in zip(mono, prompts)]
+        # on GPU: no autotuning and deterministic cuDNN kernels (same shapes -> same bytes)
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True,
+                                        allow_tf32=torch.backends.cudnn.allow_tf32):
+            return [self._spatialize_one(m, p) for m, p in zip(mono, prompts)]
 
     def _spatialize_one(self, m: np.ndarray, prompt: str) -> np.ndarray:
         """One clip, computed independently of any other clip of the batch.
