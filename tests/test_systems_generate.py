@@ -164,3 +164,23 @@ def test_cli_bad_inputs(data: Path, tmp_path: Path, capsys) -> None:
     rc, _, err = _cli(["generate", "--system", "mono-mono", "--data", str(tmp_path / "none"),
                        "--out", str(tmp_path / "p")], capsys)
     _one_line_error(rc, err, "not found")
+
+
+def test_cli_train_list_and_set(data: Path, tmp_path: Path, capsys) -> None:
+    from tas_bench.commands.train import parse_sets
+
+    assert parse_sets(["lr=0.01", "film=false", "channels=[1,2]", "t5_path=/x/y", "name=a=b"]) == {
+        "lr": 0.01, "film": False, "channels": [1, 2], "t5_path": "/x/y", "name": "a=b"}
+    rc, out, _ = _cli(["train", "list"], capsys)
+    assert rc == 0 and "pseudobinaural (system)" in out and "pseudobinaural-notext (system)" in out
+    rc, _, err = _cli(["train", "pseudobinaural", "--data", str(data), "--out", str(tmp_path / "r"),
+                       "--set", "lr"], capsys)
+    _one_line_error(rc, err, "FIELD=VALUE")
+    rc, _, err = _cli(["train", "pseudobinaural", "--data", str(data), "--out", str(tmp_path / "r"),
+                       "--preset", "tiny", "--set", "chanels=[1,2,3,4,5]"], capsys)
+    _one_line_error(rc, err, "unknown config field(s) ['chanels']")
+    rc, out, err = _cli(["train", "pseudobinaural", "--data", str(data), "--out", str(tmp_path / "r"),
+                         "--preset", "tiny", "--steps", "2", "--threads", "1", "--no-progress",
+                         "--set", "lr=0.002", "--set", "val_every=2"], capsys)
+    assert rc == 0, err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["lr"] == 0.002
