@@ -34,6 +34,9 @@ def test_save_load_gives_the_same_bytes(saved: Path) -> None:
     assert (saved / CONFIG_FILE).is_file() and (saved / WEIGHTS_FILE).is_file()
     a, b = TASPipeline.from_pretrained(saved), TASPipeline.from_pretrained(saved)
     assert a.checkpoint_sha256 and a.checkpoint_sha256 == b.checkpoint_sha256
+    again = a.save_pretrained(saved.parent / "again")  # same weights -> same bytes
+    assert (again / WEIGHTS_FILE).read_bytes() == (saved / WEIGHTS_FILE).read_bytes()
+    assert TASSystem(a).card()["revision"] == TASSystem(b).card()["revision"]
     m = _mono(9000, 0)
     ya = a.spatialize(m, PROMPTS[0], SR)
     assert ya.tobytes() == b.spatialize(m, PROMPTS[0], SR).tobytes()
@@ -152,7 +155,7 @@ def test_bad_checkpoints(saved: Path, tmp_path: Path) -> None:
     shutil.copytree(saved, corrupt)
     data = (corrupt / WEIGHTS_FILE).read_bytes()
     (corrupt / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
-    with pytest.raises(TasBenchError, match="corrupted or unreadable safetensors"):
+    with pytest.raises(TasBenchError, match="corrupted or truncated checkpoint"):
         TASPipeline.from_pretrained(corrupt)
     with pytest.raises(TasBenchError, match="differ from the registered"):
         TASPipeline.from_pretrained(saved, expect_sha256="0" * 64)
@@ -232,3 +235,22 @@ def test_paper_preset_trains_two_steps_and_samples(tmp_path: Path) -> None:
     y = pipe.spatialize(_mono(n + 2000, 1), "the dog is located right , front .", SR)
     assert y.shape == (2, n + 2000) and np.isfinite(y).all()
     assert pipe.card()["sampling"]["steps"] == 2
+
+
+def test_kind_loader_checks_the_run_record(saved: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from baselines.tas.system import load_checkpoint_dir
+
+    s = load_checkpoint_dir(saved, name="my-tas")
+    assert s.name == "my-tas" and s.card()["kind"] == "tas" and len(s.card()["revision"]) == 16
+    assert s.checkpoint_sha256 == TASPipeline.from_pretrained(saved).checkpoint_sha256
+    run = tmp_path / "run"
+    shutil.copytree(saved, run)
+    (run / "run.json").write_text(json.dumps({"kind": "tas", "checkpoint_sha256": "ab" * 32}))
+    with pytest.raises(TasBenchError, match="does not match run.json"):
+        load_checkpoint_dir(run)
+    (run / "run.json").write_text(json.dumps({"kind": "tas", "checkpoint_sha256": s.checkpoint_sha256,
+                                              "model_hash": "0" * 64, "data_fingerprint": "f" * 64}))
+    with pytest.raises(TasBenchError, match="model hash differs"):
+        load_checkpoint_dir(run)

@@ -48,7 +48,7 @@ from baselines.tas.unet import DOWNSAMPLE, build_unet, count_parameters, unet_co
 from baselines.tas.windowing import merge_windows, plan_windows
 from tas_bench.audio_io import resample
 from tas_bench.errors import TasBenchError
-from tas_bench.fileio import atomic_path, sha256_file, write_json_atomic
+from tas_bench.fileio import sha256_file, write_json_atomic
 
 CONFIG_FILE = "tas_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -277,12 +277,11 @@ class TASPipeline:
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``tas_config.json`` and ``model.safetensors`` into ``folder`` (atomically each)."""
-        from safetensors.torch import save_file
+        from tas_bench.runs import save_model
 
         root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
-        with atomic_path(root / WEIGHTS_FILE) as tmp:
-            save_file(self.state_dict(), str(tmp), metadata=self._meta())
+        save_model(root / WEIGHTS_FILE, self.state_dict(), self._meta(), fmt=FORMAT)
         write_json_atomic(root / CONFIG_FILE, self._document())
         return root
 
@@ -336,8 +335,10 @@ class TASPipeline:
         if expect_sha256 and sha != expect_sha256:
             raise TasBenchError(f"weights sha256 {sha[:12]}… differ from the registered "
                                 f"{expect_sha256[:12]}…: modified or corrupted", path=wpath)
-        tensors, meta = _read_safetensors(wpath)
-        if meta.get("format") != FORMAT or meta.get("kind") != cfg.kind:
+        from tas_bench.runs import read_model
+
+        tensors, meta = read_model(wpath, fmt=FORMAT, what="TAS")
+        if meta.get("kind") != cfg.kind:
             raise TasBenchError(f"weights of another kind ({meta.get('kind')!r}; the config says "
                                 f"{cfg.kind!r})", path=wpath)
         if meta.get("model_hash") != cfg.model_hash():
@@ -390,19 +391,6 @@ class TASPipeline:
         }
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise TasBenchError(f"corrupted or unreadable safetensors file ({str(exc).splitlines()[0]})",
-                            path=path) from None
-    return tensors, meta
-
-
 def clip_key(mono: np.ndarray, prompt: str) -> str:
     """Content key of a clip: sha256 of its float32 samples and its prompt."""
     h = hashlib.sha256(np.ascontiguousarray(mono, dtype=np.float32).tobytes())
@@ -413,13 +401,30 @@ def clip_key(mono: np.ndarray, prompt: str) -> str:
 class TASSystem(System):
     """A :class:`TASPipeline` as a registry :class:`~baselines.base.System` (16 kHz)."""
 
-    def __init__(self, pipeline: TASPipeline, name: str | None = None) -> None:
+    def __init__(self, pipeline: TASPipeline, name: str | None = None,
+                 record: dict[str, Any] | None = None) -> None:
         self.pipeline = pipeline
         self.name = name or pipeline.config.kind
         self.sample_rate = pipeline.sample_rate
+        self.record = dict(record or {})
+
+    @property
+    def checkpoint_sha256(self) -> str | None:
+        return self.pipeline.checkpoint_sha256
+
+    @property
+    def model_hash(self) -> str:
+        return self.pipeline.config.model_hash()
 
     def card(self) -> dict[str, Any]:
-        return self.pipeline.card(self.name)
+        from tas_bench.runs import revision
+
+        card = self.pipeline.card(self.name)
+        card["revision"] = revision(self.checkpoint_sha256 or "", self.model_hash)
+        card["training_data"] = self.record.get("data_fingerprint")
+        card["licence"] = self.record.get("licence", "Apache-2.0")
+        card["steps"] = self.record.get("steps")
+        return card
 
     def _spatialize(self, mono: list[np.ndarray], prompts: list[str]) -> list[np.ndarray]:
         return self.pipeline.generate(mono, prompts)
