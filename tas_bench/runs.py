@@ -150,6 +150,32 @@ def save_model(path: str | Path, state: Mapping[str, Any], meta: Mapping[str, st
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={**{k: str(v) for k, v in meta.items()},
                                                "format": fmt})
+        canonical_safetensors_header(tmp)
+
+
+def canonical_safetensors_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's header with its metadata keys sorted, in place.
+
+    safetensors writes ``__metadata__`` from a Rust HashMap, whose order changes from process
+    to process: the same tensors and metadata gave different bytes (and so a different
+    checkpoint sha256 and revision) on every run. The rewritten header has the same length
+    (same content, another key order), so the tensor offsets are unchanged.
+    """
+    import struct
+
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        meta = header.pop("__metadata__", None)
+        out: dict[str, Any] = {}
+        if meta is not None:
+            out["__metadata__"] = dict(sorted(meta.items()))
+        out.update(header)
+        text = json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) > n:  # cannot happen for a file safetensors wrote; never corrupt one
+            raise TasBenchError("unexpected safetensors header layout", path=path)
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
 
 
 def read_model(path: str | Path, *, fmt: str, what: str) -> tuple[dict[str, Any], dict[str, str]]:

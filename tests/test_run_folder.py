@@ -370,3 +370,22 @@ def test_generic_code_imports_no_plugin() -> None:
         assert not bad, (mod, bad)
     # the system registry names the PseudoBinaural modules only as lazy strings
     assert not any("pseudobinaural" in m for m in _imports(ROOT / "baselines" / "registry.py"))
+
+
+def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
+    """safetensors orders metadata by a per-process hash; save_model must not."""
+    import subprocess
+    import sys
+
+    code = ("import torch, sys; from tas_bench import runs; "
+            "runs.save_model(sys.argv[1], {'w': torch.arange(3.0), 'b': torch.ones(2)}, "
+            "{'kind': 'k', 'model_hash': 'h', 'zeta': 'z', 'alpha': 'a', 'llm_sha256': 'x'}, "
+            "fmt='f')")
+    outs = []
+    for i in range(4):
+        f = tmp_path / f"m{i}.safetensors"
+        subprocess.run([sys.executable, "-c", code, str(f)], check=True)
+        outs.append(f.read_bytes())
+    assert len(set(outs)) == 1
+    tensors, meta = runs.read_model(tmp_path / "m0.safetensors", fmt="f", what="x")
+    assert meta["alpha"] == "a" and float(tensors["w"][2]) == 2.0

@@ -4,12 +4,10 @@ answers file, assessor identity, requirements."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from datagen import src
 
 from evaluators.base import ClipInput
@@ -119,39 +117,17 @@ def test_bad_options_and_unknown_assessor() -> None:
     assert "no assessor named 'no-such-assessor'" in ev.check_requirements(ds)
 
 
-def test_real_assessor_folder_identity_and_answers(tmp_path: Path) -> None:
-    """A randomly initialised assessor saved to a folder: identity hashes, batch = one-by-one."""
-    from evaluators.spatial_qa.assessor import (
-        PROMPT,
-        ProjectorConfig,
-        SpatialQAAssessor,
-        save_assessor,
-    )
-    from evaluators.spatial_qa.encoder import SpatialAudioEncoder, encoder_config
-    from evaluators.spatial_qa.llm import (
-        ScratchLLMConfig,
-        load_llm,
-        new_scratch_llm,
-        train_qa_tokenizer,
-    )
-    from evaluators.spatial_qa.projector import QFormerProjector
+def test_real_assessor_run_identity_and_batch_invariant_answers(tmp_path: Path) -> None:
+    """A tiny assessor trained by the project's own code: identity, batch = one-by-one."""
+    from qa_tiny import make_qa_dataset, train_tiny
 
-    torch.manual_seed(0)
-    texts = [PROMPT.format(question=q) for q, *_ in QA] + [a for _, a, *_ in QA]
-    tok = train_qa_tokenizer(texts, tmp_path / "llm", vocab_size=300)
-    new_scratch_llm(tok, ScratchLLMConfig(vocab=300, hidden=64, intermediate=128), tmp_path / "llm")
-    llm, tok = load_llm(tmp_path / "llm", lora=False)
-    enc = SpatialAudioEncoder(encoder_config("cpu", frames=32, dim=32, depth=1, heads=2))
-    pc = ProjectorConfig(n_queries=2, n_layers=1, heads=2)
-    a = SpatialQAAssessor(enc, QFormerProjector(32, 64, 2, 1, 2), llm, tok)
-    save_assessor(a, tmp_path / "ck", meta={"encoder": enc.config.to_dict(), "projector": asdict(pc),
-                                            "llm": {"kind": "scratch"}, "name": "tiny",
-                                            "revision": "r1"})
-    ev = SpatialQAEvaluator(assessor=str(tmp_path / "ck"), max_new_tokens=4)
-    info = ev.weights_info()["assessor:tiny"]
-    assert info["revision"] == "r1" and len(info["sha256"]) == 64
+    data = make_qa_dataset(tmp_path / "data")
+    rec = train_tiny(data, tmp_path / "run")
+    ev = SpatialQAEvaluator(assessor=str(tmp_path / "run"), max_new_tokens=4)
+    info = ev.weights_info()[f"assessor:{tmp_path / 'run'}"]
+    assert info["revision"] == rec["revision"] and info["sha256"] == rec["checkpoint_sha256"]
     ref = np.random.default_rng(0).standard_normal((2, 8000)) * 0.1
-    batch = [ClipInput(_clip(c, QA), ref * (i + 1), ref, 32000) for i, c in enumerate("ab")]
+    batch = [ClipInput(_clip(c, QA), ref * (i + 1), ref, 32000) for i, c in enumerate("abc")]
     together = ev.process_batch(batch)
     alone = [ev.process_batch([b])[0] for b in batch]
     assert [o.arrays["answers"].tobytes() for o in together] == \

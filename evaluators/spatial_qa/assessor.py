@@ -105,8 +105,9 @@ class SpatialQAAssessor(nn.Module):
 
     @torch.no_grad()
     def answer_from_slots(self, slots: torch.Tensor, questions: list[str], *,
-                          max_new_tokens: int = 12) -> list[str]:
-        """:meth:`answer` from precomputed audio slots (B, n_queries, llm_width)."""
+                          max_new_tokens: int = 12, return_ids: bool = False) -> Any:
+        """:meth:`answer` from precomputed audio slots (B, n_queries, llm_width); with
+        ``return_ids`` also the generated token ids of each row (EOS excluded)."""
         b, n_slots, _ = slots.shape
         prompts = [self._prompt_ids(q) for q in questions]
         plen = max(len(p) for p in prompts)
@@ -142,7 +143,8 @@ class SpatialQAAssessor(nn.Module):
                            position_ids=last_pos[:, None], cache=past, use_cache=True)
             past = out.cache
             next_tok = out.logits[:, -1].argmax(-1)
-        return [self.tokenizer.decode(g, skip_special_tokens=True).strip() for g in generated]
+        texts = [self.tokenizer.decode(g, skip_special_tokens=True).strip() for g in generated]
+        return (texts, generated) if return_ids else texts
 
     @torch.no_grad()
     def answer_one_by_one(self, audio: torch.Tensor, questions: list[str], *,
@@ -163,83 +165,118 @@ class SpatialQAAssessor(nn.Module):
         return answers
 
 
-# ---- save / load (diffusers-style folder) ---------------------------------------------------
-ASSESSOR_FORMAT = "tas-bench-spatial-qa/1"
-CONFIG_NAME = "assessor.json"
-WEIGHTS_NAME = "assessor.safetensors"
+# ---- persistence: the shared run-folder format (tas_bench.runs) ------------------------------
+FORMAT = "tas-bench-spatial-qa/1"
+WHAT = "spatial-QA assessor"
+KINDS = ("assessor",)
 LLM_SUBFOLDER = "llm"
 
 
-def save_assessor(a: SpatialQAAssessor, folder: Any, *, meta: dict[str, Any]) -> None:
-    """Write ``folder/assessor.json`` + ``assessor.safetensors`` (+ ``llm/`` for a scratch LLM).
+def assessor_structure(a: SpatialQAAssessor, projector: ProjectorConfig, llm: dict[str, Any],
+                       labels: list[str]) -> dict[str, Any]:
+    """What decides the shapes of an assessor's tensors (hashed into ``model_hash``)."""
+    from dataclasses import asdict
 
-    With an external LLM (``meta["llm"]["kind"] == "external"``) only the encoder, projector
-    and LoRA weights are written, with the LLM folder's fingerprint in ``assessor.json``; with a
-    scratch LLM the whole LM and its tokenizer go to ``llm/`` through ``save_pretrained``.
-    """
-    from pathlib import Path
+    return {"encoder": a.encoder.config.to_dict(), "projector": asdict(projector),
+            "llm": llm, "labels": labels}
 
-    from safetensors.torch import save_file
 
-    from tas_bench.fileio import atomic_path, write_json_atomic
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"encoder.{k}": v for k, v in a.encoder.state_dict().items()}
-    tensors.update({f"projector.{k}": v for k, v in a.projector.state_dict().items()})
-    external = meta["llm"]["kind"] == "external"
+def trainable_state(a: SpatialQAAssessor, *, external: bool, with_llm: bool) -> dict[str, Any]:
+    """Tensors to save: encoder and projector, plus the LoRA adapters (external LLM) or, with
+    ``with_llm``, the whole scratch LM (checkpoints for resume; the final scratch LM goes to
+    ``llm/`` through ``save_pretrained``)."""
+    state = {f"encoder.{k}": v for k, v in a.encoder.state_dict().items()}
+    state.update({f"projector.{k}": v for k, v in a.projector.state_dict().items()})
     if external:
         from peft import get_peft_model_state_dict
 
-        tensors.update({f"lora.{k}": v for k, v in get_peft_model_state_dict(a.llm).items()})
-    else:
-        a.llm.save_pretrained(str(folder / LLM_SUBFOLDER))
-        a.tokenizer.save_pretrained(str(folder / LLM_SUBFOLDER))
-    with atomic_path(folder / WEIGHTS_NAME, suffix=".safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    write_json_atomic(folder / CONFIG_NAME, {"format": ASSESSOR_FORMAT, **meta})
+        state.update({f"lora.{k}": v for k, v in get_peft_model_state_dict(a.llm).items()})
+    elif with_llm:
+        state.update({f"llm.{k}": v for k, v in a.llm.state_dict().items()})
+    return state
 
 
-def load_assessor(folder: Any, *, llm_path: Any = None, preset: str | None = None
-                  ) -> tuple[SpatialQAAssessor, dict[str, Any]]:
-    """Load what :func:`save_assessor` wrote; returns (assessor in eval mode, meta).
+def load_trainable_state(a: SpatialQAAssessor, tensors: dict[str, Any], *, external: bool,
+                         where: Any) -> None:
+    """Inverse of :func:`trainable_state` (``llm.*`` tensors are loaded when present)."""
+    from tas_bench.errors import TasBenchError
 
-    ``llm_path`` is required when the assessor was trained on an external LLM; its folder
+    def part(prefix: str) -> dict[str, Any]:
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    try:
+        a.encoder.load_state_dict(part("encoder."))
+        a.projector.load_state_dict(part("projector."))
+        if external:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(a.llm, part("lora."))
+        elif part("llm."):
+            a.llm.load_state_dict(part("llm."))
+    except RuntimeError as exc:
+        raise TasBenchError(f"weights do not fit the recorded config ({str(exc).splitlines()[0]})",
+                            path=where) from None
+
+
+class LoadedAssessor:
+    """A finished assessor run opened for inference (what the kind's ``load`` returns)."""
+
+    def __init__(self, model: SpatialQAAssessor, config: dict[str, Any], structure: dict[str, Any],
+                 checkpoint_sha256: str, model_hash: str, name: str, root: Any) -> None:
+        self.model = model
+        self.config = config
+        self.structure = structure
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.model_hash = model_hash
+        self.name = name
+        self.root = root
+
+    def card(self) -> dict[str, Any]:
+        from tas_bench.runs import revision
+
+        return {"name": self.name, "kind": "assessor",
+                "revision": revision(self.checkpoint_sha256, self.model_hash),
+                "checkpoint_sha256": self.checkpoint_sha256, "model_hash": self.model_hash,
+                "encoder_preset": self.structure["encoder"]["preset"], "llm": self.structure["llm"]}
+
+
+def load_assessor_run(path: Any, *, name: str | None = None, expect_sha256: str | None = None,
+                      device: str = "cpu", llm_path: Any = None, preset: str | None = None
+                      ) -> LoadedAssessor:
+    """Open a finished assessor run (or shipped folder) for inference.
+
+    ``llm_path`` is required when the assessor was trained on an external LLM; that folder's
     fingerprint must equal the recorded one. ``preset``, when given, must equal the encoder
-    preset the checkpoint was trained for.
+    preset the checkpoint was trained for. A scratch LM is read from ``llm/`` (its weights'
+    sha256 is recorded in the model file).
     """
+    import json
     from pathlib import Path
-
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     from evaluators.spatial_qa.encoder import EncoderConfig
     from evaluators.spatial_qa.llm import llm_fingerprint, load_llm
     from tas_bench.errors import TasBenchError
-    from tas_bench.fileio import read_json_object
+    from tas_bench.fileio import sha256_file, stable_hash
+    from tas_bench.runs import open_model_dir
 
-    folder = Path(folder)
-    cfg_path = folder / CONFIG_NAME
-    if not cfg_path.is_file():
-        raise TasBenchError(f"not an assessor folder: {CONFIG_NAME} is missing", path=folder)
-    meta = read_json_object(cfg_path)
-    if meta.get("format") != ASSESSOR_FORMAT:
-        raise TasBenchError(f"format {meta.get('format')!r} is not {ASSESSOR_FORMAT!r} "
-                            "(a checkpoint of another kind?)", path=cfg_path)
+    md = open_model_dir(path, fmt=FORMAT, what=WHAT, kinds=KINDS, expect_sha256=expect_sha256)
     try:
-        enc_cfg = EncoderConfig(**meta["encoder"])
-        proj_cfg = ProjectorConfig(**meta["projector"])
-        llm_meta = dict(meta["llm"])
-    except (KeyError, TypeError) as exc:
-        raise TasBenchError(f"malformed assessor config ({exc})", path=cfg_path) from None
+        structure = json.loads(md.meta["assessor"])
+        enc_cfg = EncoderConfig(**structure["encoder"])
+        proj_cfg = ProjectorConfig(**structure["projector"])
+        llm_meta = dict(structure["llm"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TasBenchError(f"malformed assessor metadata ({exc})", path=md.model_path) from None
+    md.check_model(kind=md.config["kind"], model_hash=stable_hash(structure))
     if preset is not None and enc_cfg.preset != preset:
         raise TasBenchError(f"checkpoint was trained for encoder preset {enc_cfg.preset!r}, "
-                            f"not {preset!r}", path=cfg_path)
-    if llm_meta.get("kind") == "external":
+                            f"not {preset!r}", path=md.model_path)
+    external = llm_meta.get("kind") == "external"
+    if external:
         if llm_path is None:
             raise TasBenchError("this assessor was trained on an external LLM: pass its folder "
-                                f"(fingerprint {llm_meta.get('fingerprint', '?')[:12]}…)",
-                                path=folder)
+                                f"(fingerprint {str(llm_meta.get('fingerprint'))[:12]}…) as "
+                                "spatial_qa.llm_path", path=md.root)
         fp = llm_fingerprint(Path(llm_path))
         if fp != llm_meta.get("fingerprint"):
             raise TasBenchError(f"LLM folder fingerprint {fp[:12]}… differs from the one the "
@@ -247,26 +284,18 @@ def load_assessor(folder: Any, *, llm_path: Any = None, preset: str | None = Non
                                 path=llm_path)
         llm, tok = load_llm(Path(llm_path), lora=True)
     else:
-        llm, tok = load_llm(folder / LLM_SUBFOLDER, lora=False)
-    try:
-        tensors = load_file(str(folder / WEIGHTS_NAME))
-    except (OSError, SafetensorError) as exc:
-        raise TasBenchError(f"unreadable or corrupted weights ({exc})",
-                            path=folder / WEIGHTS_NAME) from None
+        llm_dir = md.root / LLM_SUBFOLDER
+        weights = llm_dir / "model.safetensors"
+        if not weights.is_file() or sha256_file(weights) != md.meta.get("llm_sha256"):
+            raise TasBenchError("the scratch LLM's weights are missing or differ from the ones "
+                                "recorded in model.safetensors", path=weights)
+        llm, tok = load_llm(llm_dir, lora=False)
     enc = SpatialAudioEncoder(enc_cfg)
     width = llm.get_input_embeddings().weight.shape[1]
     proj = QFormerProjector(enc_cfg.dim, width, proj_cfg.n_queries, proj_cfg.n_layers,
                             proj_cfg.heads)
-    try:
-        enc.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
-        proj.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("projector.")})
-        if llm_meta.get("kind") == "external":
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(llm, {k[5:]: v for k, v in tensors.items()
-                                            if k.startswith("lora.")})
-    except RuntimeError as exc:
-        raise TasBenchError(f"weights do not fit the recorded config ({str(exc).splitlines()[0]})",
-                            path=folder / WEIGHTS_NAME) from None
-    a = SpatialQAAssessor(enc, proj, llm, tok).eval()
-    return a, meta
+    model = SpatialQAAssessor(enc, proj, llm, tok)
+    load_trainable_state(model, md.tensors, external=external, where=md.model_path)
+    model.eval().to(device)
+    return LoadedAssessor(model, md.config, structure, md.sha256, md.meta["model_hash"],
+                          name or md.config.get("name") or Path(path).name, md.root)

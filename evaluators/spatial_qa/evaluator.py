@@ -51,23 +51,21 @@ def _metrics() -> tuple[MetricSpec, ...]:
 
 
 def resolve_assessor(name: str) -> Path:
-    """Folder of an assessor: a path, a registered name, or a shipped one."""
+    """Folder of an assessor: a path, a shipped name, or one registered with
+    ``tas-bench register NAME RUN``."""
+    from tas_bench.systems_store import registered_run_folder
+
     p = Path(name)
     if p.is_dir():
         return p
     shipped = SHIPPED / name
-    if (shipped / "assessor.json").is_file():
+    if shipped.is_dir():
         return shipped
-    try:
-        from tas_bench.systems_store import registered_run_folder  # type: ignore[attr-defined]
-    except ImportError:
-        registered_run_folder = None
-    if registered_run_folder is not None:
-        folder = registered_run_folder("assessor", name)
-        if folder is not None:
-            return Path(folder)
-    raise TasBenchError(f"no assessor named {name!r} (a folder with assessor.json, a shipped "
-                        f"assessor in {SHIPPED}, or one registered with `tas-bench register`)",
+    folder = registered_run_folder("assessor", name)
+    if folder is not None:
+        return Path(folder)
+    raise TasBenchError(f"no assessor named {name!r} (a run folder, a shipped assessor in "
+                        f"{SHIPPED}, or one registered with `tas-bench register`)",
                         field="spatial_qa.assessor")
 
 
@@ -106,7 +104,6 @@ class SpatialQAEvaluator(Evaluator):
         self.max_new_tokens = max_new_tokens
         self.device = device
         self._model: Any = None
-        self._meta: dict[str, Any] | None = None
         self._identity: dict[str, Any] | None = None
         self.aux_cache: Any = None  # set by the runner: an OutputCache, or None
 
@@ -117,20 +114,11 @@ class SpatialQAEvaluator(Evaluator):
     def identity(self) -> dict[str, Any]:
         """Name, revision and weight hashes of the assessor (recorded like a backbone's)."""
         if self._identity is None:
-            from tas_bench.fileio import read_json_object, sha256_file
-
-            folder = self._folder()
-            meta = read_json_object(folder / "assessor.json")
-            files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in
-                           (".safetensors", ".json") and not p.name.startswith("."))
-            hashes = {str(p.relative_to(folder)): sha256_file(p) for p in files}
-            self._identity = {"name": meta.get("name", self.assessor_name),
-                              "revision": meta.get("revision"),
-                              "encoder_preset": meta.get("encoder", {}).get("preset"),
-                              "llm": meta.get("llm"),
-                              "sha256": hashlib.sha256(json.dumps(hashes, sort_keys=True)
-                                                       .encode()).hexdigest(),
-                              "files": hashes}
+            card = self._load().card()
+            self._identity = {"name": self.assessor_name, "revision": card["revision"],
+                              "encoder_preset": card["encoder_preset"], "llm": card["llm"],
+                              "sha256": card["checkpoint_sha256"],
+                              "model_hash": card["model_hash"]}
         return self._identity
 
     def config(self) -> dict[str, Any]:
@@ -153,14 +141,12 @@ class SpatialQAEvaluator(Evaluator):
         return None
 
     def _load(self) -> Any:
+        """The loaded assessor run (:class:`evaluators.spatial_qa.assessor.LoadedAssessor`)."""
         if self._model is None:
-            import torch
+            from evaluators.spatial_qa.assessor import load_assessor_run
 
-            from evaluators.spatial_qa.assessor import load_assessor
-
-            torch.manual_seed(0)
-            self._model, self._meta = load_assessor(self._folder(), llm_path=self.llm_path)
-            self._model.to(self.device)
+            self._model = load_assessor_run(self._folder(), name=self.assessor_name,
+                                            llm_path=self.llm_path, device=self.device)
         return self._model
 
     # ---- answering ---------------------------------------------------------------------------
@@ -169,7 +155,7 @@ class SpatialQAEvaluator(Evaluator):
 
         from evaluators.spatial_qa.encoder import loudness_normalize
 
-        model = self._load()
+        model = self._load().model
         rows_audio, rows_q, owner = [], [], []
         for i, (x, qs) in enumerate(zip(audio, questions)):
             xn = loudness_normalize(x)

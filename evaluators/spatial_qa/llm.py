@@ -70,7 +70,7 @@ def new_scratch_llm(tokenizer: Any, cfg: ScratchLLMConfig, out: Path) -> Any:
                          num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
                          max_position_embeddings=cfg.max_positions,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))

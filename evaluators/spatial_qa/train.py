@@ -34,6 +34,7 @@ from evaluators.spatial_qa.llm import (
     train_qa_tokenizer,
 )
 from evaluators.spatial_qa.projector import QFormerProjector
+from tas_bench.errors import TasBenchError
 
 
 @dataclass
@@ -94,12 +95,12 @@ def _batches(n: int, batch: int, rng: np.random.Generator) -> Any:
 
 def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, torch.Tensor],
                    single: torch.Tensor, examples: list[qa_data.QAExample],
-                   cfg: AssessorTrainConfig, *, log: Callable[[dict[str, Any]], None],
+                   cfg: AssessorTrainConfig, *, log: Callable[[dict[str, Any], bool], None],
                    start_step: int = 0, optimizer_state: dict[str, Any] | None = None,
                    checkpoint: Callable[[int, Any], None] | None = None,
                    checkpoint_every: int = 500) -> None:
-    """Run both stages from ``start_step`` (0 .. pretrain_steps + qa_steps); ``log`` receives a
-    row per step; ``checkpoint(step, optimizer)`` is called every ``checkpoint_every`` steps and
+    """Run both stages from ``start_step`` (0 .. pretrain_steps + qa_steps); ``log(row,
+    pretraining)`` receives a row per step; ``checkpoint(step, optimizer)`` is called every ``checkpoint_every`` steps and
     at the end. Batches are drawn from a generator seeded by (seed, stage) and fast-forwarded,
     so a resumed run sees the same batches as an uninterrupted one."""
     total = cfg.pretrain_steps + cfg.qa_steps
@@ -125,13 +126,15 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
     qa_it = _batches(len(examples), min(cfg.batch_size, len(examples)), qa_rng)
     for s in range(start_step):  # fast-forward the batch streams
         next(pre_it if s < cfg.pretrain_steps else qa_it)
-    torch.manual_seed(cfg.seed + start_step)
     cur_stage = None
     while step < total:
         stage = stage_of(step)
         if stage != cur_stage:
             opt = make_opt(stage)
-            if optimizer_state is not None and stage_of(start_step) == stage and step == start_step:
+            # a checkpoint's optimizer belongs to the stage of the step before it: at the stage
+            # boundary the new stage starts with a fresh optimizer, as in an uninterrupted run
+            if (optimizer_state is not None and step == start_step and start_step > 0
+                    and stage_of(start_step - 1) == stage):
                 opt.load_state_dict(optimizer_state)
             cur_stage = stage
         assert opt is not None
@@ -158,7 +161,8 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
         opt.step()
         step += 1
         log({"step": step, "stage": stage, "loss": float(loss.detach()),
-             "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0, **parts})
+             "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0, **parts},
+            stage == "pretrain")
         if checkpoint is not None and (step % checkpoint_every == 0 or step == total):
             checkpoint(step, opt)
     a.eval()
@@ -181,3 +185,209 @@ def direction_accuracy_of_heads(a: SpatialQAAssessor, feats: torch.Tensor,
                               (torch.sin(torch.deg2rad(geo["az"].float())) > 0)).float().mean())}
 
 
+
+
+# ---- the `tas-bench train assessor` kind (shared run folder: tas_bench.runs) ---------------------
+KIND = "assessor"
+METRIC_FIELDS = ("step", "stage", "loss", "lr", "val_doa", "val_de", "val_direction",
+                 "val_distance", "val_az_within_20", "val_lr_sign", "wall_s")
+#: Config fields that may change when a run is resumed (length and bookkeeping only).
+RESUMABLE = {"qa_steps", "checkpoint_every", "val_every", "val_items", "torch_threads",
+             "progress"}
+_FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", "weight_decay",
+           "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
+           "checkpoint_every", "val_every", "val_items", "torch_threads"}
+
+
+def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any = None
+                            ) -> dict[str, Any]:
+    """The full config dict of an assessor run from defaults, a JSON config file and CLI
+    overrides (``steps`` sets ``qa_steps``); unknown fields are refused."""
+    from tas_bench.fileio import read_json_object
+
+    base = AssessorTrainConfig().to_dict()
+    cfg: dict[str, Any] = {"kind": KIND, **base, "llm_path": None, "checkpoint_every": 500,
+                           "val_every": 500, "val_items": 200, "torch_threads": None}
+    given: dict[str, Any] = {}
+    if config_file is not None:
+        given.update(read_json_object(config_file))
+    given.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "steps" in given:
+        given["qa_steps"] = given.pop("steps")
+    for k in ("text_encoder", "t5_path", "mixed_precision"):
+        if given.get(k) is not None:
+            raise TasBenchError(f"the assessor does not take {k}", field=f"--{k.replace('_', '-')}")
+        given.pop(k, None)
+    unknown = sorted(set(given) - _FIELDS)
+    if unknown:
+        raise TasBenchError(f"unknown assessor config field(s) {unknown}; known: {sorted(_FIELDS)}",
+                            field="--set")
+    cfg.update(given)
+    if cfg["preset"] not in ("cpu", "paper"):
+        raise TasBenchError(f"unknown preset {cfg['preset']!r} (cpu | paper)", field="--preset")
+    for k in ("pretrain_steps", "qa_steps", "batch_size", "checkpoint_every", "val_every",
+              "val_items", "max_new_tokens"):
+        v = cfg[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k.endswith("steps") else 1):
+            raise TasBenchError(f"expected a {'non-negative' if k.endswith('steps') else 'positive'}"
+                                f" integer, got {v!r}", field=k)
+    if cfg["llm_path"] is not None:
+        cfg["llm_path"] = str(Path(cfg["llm_path"]).resolve())
+    return cfg
+
+
+def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
+    proj = cfg.get("projector")
+    return AssessorTrainConfig(
+        preset=cfg["preset"], pretrain_steps=cfg["pretrain_steps"], qa_steps=cfg["qa_steps"],
+        batch_size=cfg["batch_size"], lr=cfg["lr"], qa_lr=cfg["qa_lr"],
+        weight_decay=cfg["weight_decay"], seed=cfg["seed"], llm=ScratchLLMConfig(**cfg["llm"]),
+        projector=ProjectorConfig(**proj) if proj else None,
+        encoder_overrides=dict(cfg["encoder_overrides"]), max_new_tokens=cfg["max_new_tokens"])
+
+
+def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],
+                *, max_new_tokens: int = 12, batch: int = 32) -> dict[str, float]:
+    """Accuracy per QA category of ``a`` on ``examples`` (features indexed by example.clip)."""
+    from tas_bench.qa import answer_correct
+
+    hits: dict[str, list[bool]] = {}
+    was_training = a.training
+    a.eval()
+    with torch.no_grad():
+        for s in range(0, len(examples), batch):
+            ex = examples[s: s + batch]
+            slots = a.projector(a.encoder.forward_features(feats[torch.tensor([e.clip for e in ex])]))
+            answers = a.answer_from_slots(slots, [e.question for e in ex],
+                                          max_new_tokens=max_new_tokens)
+            for e, ans in zip(ex, answers):
+                hits.setdefault(e.category, []).append(
+                    answer_correct(e.category, e.question_type, ans, e.answer))
+    a.train(was_training)
+    return {k: float(np.mean(v)) for k, v in hits.items()}
+
+
+def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = None,
+                       overrides: dict[str, Any] | None = None, progress: bool = True,
+                       command: str | None = None) -> dict[str, Any]:
+    """``tas-bench train assessor``: train (or resume) an assessor run in ``out``."""
+    import json
+
+    from tqdm.auto import tqdm
+
+    from evaluators.spatial_qa.assessor import (
+        FORMAT,
+        WHAT,
+        assessor_structure,
+        load_trainable_state,
+        trainable_state,
+    )
+    from evaluators.spatial_qa.encoder import SpatialFrontEnd
+    from tas_bench.fileio import sha256_file, stable_hash
+    from tas_bench.manifest import dataset_fingerprint, load_dataset
+    from tas_bench.runs import (
+        METRICS_FILE,
+        MODEL_FILE,
+        MetricsLog,
+        finish_run,
+        latest_checkpoint,
+        load_checkpoint,
+        prepare_run,
+        save_checkpoint,
+        save_model,
+        set_rng_state,
+    )
+
+    cfg = resolve_assessor_config(overrides, config_file)
+    out = Path(out)
+    ds = load_dataset(data)
+    train_clips = [c for c in ds.clips if c.split == "train"]
+    val_clips = [c for c in ds.clips if c.split == "val"]
+    examples = qa_data.qa_examples(train_clips)
+    if not train_clips or not examples:
+        raise TasBenchError("the dataset has no train clips with QA items", path=data)
+    fp = dataset_fingerprint(data)
+    prepare_run(out, config=cfg, data={"path": str(Path(data).resolve()), "fingerprint": fp,
+                                       "clips": {"train": len(train_clips), "val": len(val_clips)},
+                                       "qa_items": len(examples)},
+                what=WHAT, resumable=RESUMABLE)
+    if cfg["torch_threads"]:
+        torch.set_num_threads(int(cfg["torch_threads"]))
+    tc = _config_object(cfg)
+    llm_path = Path(cfg["llm_path"]) if cfg["llm_path"] else None
+    a, labels, llm_meta = build_assessor(tc, train_clips, out, llm_path)
+    external = llm_path is not None
+    pc = tc.projector or PROJECTOR_PRESETS[tc.preset]
+    structure = assessor_structure(a, pc, llm_meta, labels)
+    model_hash = stable_hash(structure)
+    meta = {"kind": KIND, "model_hash": model_hash, "assessor": json.dumps(structure, sort_keys=True)}
+
+    front = SpatialFrontEnd(a.encoder.config.frames)
+    feats = qa_data.clip_features(front, qa_data.load_split_audio(ds, train_clips))
+    geo = qa_data.geometry_labels(train_clips, labels)
+    single = torch.tensor([len(c.sources) == 1 for c in train_clips])
+    vfeats = qa_data.clip_features(front, qa_data.load_split_audio(ds, val_clips)) if val_clips else None
+    vgeo = qa_data.geometry_labels(val_clips, labels) if val_clips else None
+    vsingle = torch.tensor([len(c.sources) == 1 for c in val_clips]) if val_clips else None
+    vex = qa_data.qa_examples(val_clips)[: cfg["val_items"]] if val_clips else []
+
+    start, opt_state = 0, None
+    last = latest_checkpoint(out)
+    if last is not None:
+        ck = load_checkpoint(last, fmt=FORMAT, what=WHAT)
+        if ck.meta.get("model_hash") != model_hash:
+            raise TasBenchError("checkpoint was written for another assessor config",
+                                path=last)
+        load_trainable_state(a, ck.model_state, external=external, where=last)
+        opt_state = ck.optimizer_state
+        set_rng_state(ck.rng)
+        start = ck.step
+    else:
+        torch.manual_seed(tc.seed)
+    total = tc.pretrain_steps + tc.qa_steps
+    log = MetricsLog(out / METRICS_FILE, METRIC_FIELDS, start)
+    bar = tqdm(total=total, initial=start, disable=not progress, desc="assessor", unit="step")
+    t_start = time.perf_counter()
+
+    def write(row: dict[str, Any], pretraining: bool) -> None:
+        step = row["step"]
+        rec: dict[str, Any] = {"step": step, "stage": row["stage"], "loss": f"{row['loss']:.6g}",
+                               "lr": f"{row['lr']:.3g}",
+                               "wall_s": f"{time.perf_counter() - t_start:.1f}"}
+        if vfeats is not None and (step % cfg["val_every"] == 0 or step == total):
+            if pretraining or step == tc.pretrain_steps:
+                sel = vsingle
+                if sel is not None and bool(sel.any()):
+                    h = direction_accuracy_of_heads(a, vfeats[sel], {k: v[sel] for k, v in vgeo.items()})
+                    rec["val_az_within_20"] = f"{h['az_within_20']:.4f}"
+                    rec["val_lr_sign"] = f"{h['lr_sign']:.4f}"
+            else:
+                acc = evaluate_qa(a, vfeats, vex, max_new_tokens=tc.max_new_tokens)
+                for cat in ("DOA", "DE", "Direction", "Distance"):
+                    if cat in acc:
+                        rec[f"val_{cat.lower()}"] = f"{acc[cat]:.4f}"
+        log.write(rec)
+        bar.update(1)
+        bar.set_postfix(stage=row["stage"], loss=f"{row['loss']:.3f}")
+
+    def checkpoint(step: int, opt: Any) -> None:
+        save_checkpoint(out, step, trainable_state(a, external=external, with_llm=True), meta,
+                        opt.state_dict(), {"seed": tc.seed}, keep=2, fmt=FORMAT)
+
+    train_assessor(a, feats, geo, single, examples, tc, log=write, start_step=start,
+                   optimizer_state=opt_state, checkpoint=checkpoint,
+                   checkpoint_every=cfg["checkpoint_every"])
+    bar.close()
+    final_meta = dict(meta)
+    if not external:
+        a.llm.save_pretrained(str(out / "llm"))
+        a.tokenizer.save_pretrained(str(out / "llm"))
+        final_meta["llm_sha256"] = sha256_file(out / "llm" / "model.safetensors")
+    save_model(out / MODEL_FILE, trainable_state(a, external=external, with_llm=False), final_meta,
+               fmt=FORMAT)
+    n_params = sum(p.numel() for p in a.parameters())
+    n_train = sum(p.numel() for p in a.parameters() if p.requires_grad)
+    return finish_run(out, {"kind": KIND, "steps": total, "resumed_from": start,
+                            "model_hash": model_hash, "parameters": n_params,
+                            "trainable_parameters": n_train, "data_fingerprint": fp},
+                      command=command)

@@ -1,0 +1,109 @@
+"""`tas-bench train assessor`: the shared run folder, resume, load, register, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from qa_tiny import TINY, make_qa_dataset, train_tiny
+
+from evaluators.spatial_qa.assessor import load_assessor_run
+from evaluators.spatial_qa.train import resolve_assessor_config
+from tas_bench import runs
+from tas_bench.cli import main
+from tas_bench.errors import TasBenchError
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_qa_dataset(tmp_path_factory.mktemp("qa-data"))
+
+
+def _train(data: Path, out: Path, **over: Any) -> dict[str, Any]:
+    return train_tiny(data, out, **over)
+
+
+def test_train_load_and_answer(tiny_data: Path, tmp_path: Path) -> None:
+    rec = _train(tiny_data, tmp_path / "run")
+    assert rec["kind"] == "assessor" and rec["steps"] == 5
+    for f in ("config.json", "data.json", "run.json", "metrics.csv", "model.safetensors",
+              "llm/model.safetensors", "llm/tokenizer.json"):
+        assert (tmp_path / "run" / f).is_file(), f
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,stage,loss") and len(rows) == 6
+    assert "pretrain" in rows[1] and "qa" in rows[-1]
+    loaded = load_assessor_run(tmp_path / "run")
+    card = loaded.card()
+    assert card["kind"] == "assessor" and card["revision"] == rec["revision"]
+    x = torch.randn(2, 2, 8000)
+    answers = loaded.model.answer(x, ["Where is the sound?"] * 2, max_new_tokens=4)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    with pytest.raises(TasBenchError, match="encoder preset 'cpu', not 'paper'"):
+        load_assessor_run(tmp_path / "run", preset="paper")
+
+
+def test_resume_after_kill_gives_the_same_weights(tiny_data: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    _train(tiny_data, tmp_path / "straight")
+    real = runs.save_checkpoint
+    calls = {"n": 0}
+
+    def dying(*a: Any, **k: Any) -> Any:  # the process dies right after its first checkpoint
+        out = real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(runs, "save_checkpoint", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_data, tmp_path / "killed")
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    monkeypatch.setattr(runs, "save_checkpoint", real)
+    rec = _train(tiny_data, tmp_path / "killed")
+    assert rec["resumed_from"] == 2
+    a = (tmp_path / "straight" / "model.safetensors").read_bytes()
+    b = (tmp_path / "killed" / "model.safetensors").read_bytes()
+    assert a == b
+    assert (tmp_path / "straight" / "llm" / "model.safetensors").read_bytes() == \
+        (tmp_path / "killed" / "llm" / "model.safetensors").read_bytes()
+    assert (tmp_path / "straight" / "metrics.csv").read_text().count("\n") == \
+        (tmp_path / "killed" / "metrics.csv").read_text().count("\n")
+
+
+def test_refusals(tiny_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(TasBenchError, match="unknown assessor config field"):
+        resolve_assessor_config({"nonsense": 1})
+    with pytest.raises(TasBenchError, match="unknown preset"):
+        resolve_assessor_config({"preset": "huge"})
+    with pytest.raises(TasBenchError, match="does not take text_encoder"):
+        resolve_assessor_config({"text_encoder": "t5"})
+    with pytest.raises(TasBenchError, match="qa_steps"):
+        resolve_assessor_config({"steps": -1})
+    _train(tiny_data, tmp_path / "run")
+    with pytest.raises(TasBenchError):  # another config into the same run folder
+        _train(tiny_data, tmp_path / "run", lr=0.5)
+    w = tmp_path / "run" / "llm" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(TasBenchError, match="scratch LLM"):
+        load_assessor_run(tmp_path / "run")
+
+
+def test_cli_train_register_and_score_loads_it(tiny_data: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TAS_BENCH_HOME", str(tmp_path / "home"))
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    assert main(["train", "assessor", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
+                 "--config", str(cfg), "--no-progress"]) == 0
+    assert main(["register", "my-qa", str(tmp_path / "run")]) == 0
+    from evaluators.spatial_qa.evaluator import SpatialQAEvaluator, resolve_assessor
+
+    assert resolve_assessor("my-qa").resolve() == (tmp_path / "run").resolve()
+    ev = SpatialQAEvaluator(assessor="my-qa")
+    info = ev.weights_info()["assessor:my-qa"]
+    assert info["sha256"] == json.loads((tmp_path / "run" / "run.json").read_text())["checkpoint_sha256"]
