@@ -67,6 +67,16 @@ def _clip(cid: str, seed: int, n: int = 19200, same: bool = False) -> ClipInput:
     return ClipInput(SimpleNamespace(id=cid), pred, ref, SR)
 
 
+def _frechet_exact(x: np.ndarray, y: np.ndarray) -> float:
+    """||mx - my||^2 + Tr Sx + Tr Sy - 2 Tr sqrt(Sx Sy) for rows x, y (np.cov, ddof 1), with
+    Tr sqrt(Sx Sy) = the sum of the singular values of Xc Yc^T / sqrt((n-1)(m-1)) (exact when
+    the covariances are rank-deficient)."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    sx, sy = xc / np.sqrt(len(x) - 1), yc / np.sqrt(len(y) - 1)
+    cross = np.linalg.svd(sx @ sy.T, compute_uv=False).sum()
+    return float(np.sum((x.mean(0) - y.mean(0)) ** 2) + np.sum(sx**2) + np.sum(sy**2) - 2 * cross)
+
+
 def test_registered_lazily() -> None:
     from evaluators.registry import EVALUATORS
 
@@ -218,6 +228,13 @@ def test_state_merge_and_compute(ev: GenerationEvaluator,
     res = ev.compute(merged)
     assert set(res) == {"fd", "fad", "is", "is_std", "warnings"}
     assert np.isfinite(res["fd"]) and res["fd"] >= -1e-6 and np.isfinite(res["fad"])
+    # FD: predictions' vs references' PANNs embeddings; FAD: the VGGish frames of each side
+    emb = {k: np.concatenate([o.arrays[k] for o in outs]).astype(np.float64)
+           for k in ("panns_emb_pred", "panns_emb_ref", "vggish_pred", "vggish_ref")}
+    assert res["fd"] == pytest.approx(_frechet_exact(emb["panns_emb_pred"], emb["panns_emb_ref"]),
+                                      rel=1e-6, abs=1e-6)
+    assert res["fad"] == pytest.approx(_frechet_exact(emb["vggish_pred"], emb["vggish_ref"]),
+                                       rel=1e-6, abs=1e-6)
     assert res["is"] >= 1.0 - 1e-12
     assert any("rank-deficient" in w for w in res["warnings"])
     assert any("is: 3 generated items" in w for w in res["warnings"])
