@@ -122,6 +122,19 @@ class Evaluator(ABC):
         ``{metric}_std`` and ``warnings`` (list of strings)."""
         return {}
 
+    # ---- optional hooks -------------------------------------------------------------------
+    #: Set by the runner before any ``process_batch``: the score cache (an
+    #: :class:`tas_bench.cache.OutputCache`; disabled when scoring with ``--no-cache``), for
+    #: sub-results that depend on fewer inputs than a clip's key (e.g. answers on the reference
+    #: audio, the same for every system). Keys must hold everything the sub-result depends on.
+    aux_cache: Any = None
+
+    def result_files(self, outputs: dict[str, ClipOutput]) -> dict[str, bytes]:
+        """Extra files for the results folder, ``{relative name: bytes}``, from the outputs of
+        the scored clips (``{clip id: output}`` in manifest order). Listed with their sha256 in
+        ``results.json`` like ``per_clip.csv``. Default: none."""
+        return {}
+
     def per_clip_metrics(self) -> list[MetricSpec]:
         return [m for m in self.metrics if m.per_clip]
 

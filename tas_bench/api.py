@@ -198,6 +198,8 @@ class Results:
     doc: dict[str, Any]
     per_clip: pd.DataFrame
     path: Path | None = None
+    #: extra files of the run (e.g. ``qa_answers.jsonl``): name -> bytes
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -255,9 +257,9 @@ class Results:
         """Write ``folder/per_clip.csv`` then ``folder/results.json`` atomically, byte for byte
         what ``tas-bench score --out folder`` writes; returns the results.json path."""
         from tas_bench.fileio import read_json_object
-        from tas_bench.results import write_results
+        from tas_bench.scoring import write_run
 
-        path = write_results(Path(folder), self.doc, *_frame_rows(self.per_clip))
+        path = write_run(Path(folder), self.doc, *_frame_rows(self.per_clip), self.files, [])
         self.doc = read_json_object(path)  # now with what writing adds (schema, file digests)
         self.path = path.parent
         return path
@@ -335,9 +337,13 @@ def score(dataset: Dataset | PathLike, predictions: Predictions | PathLike,
         save_embeddings=save_embeddings, progress=progress)
     run = compute_scores(opts)
     assert run.results is not None  # only a shard run has none
-    res = Results(run.results, _per_clip_frame(run.rows, run.columns))
+    res = Results(run.results, _per_clip_frame(run.rows, run.columns), files=dict(run.files))
     if out is not None:
-        res.save(out)
+        from tas_bench.fileio import read_json_object
+        from tas_bench.scoring import write_run
+
+        path = write_run(Path(out), run.results, run.rows, run.columns, run.files, run.saved)
+        res.doc, res.path = read_json_object(path), path.parent
     return res
 
 
@@ -377,7 +383,12 @@ def load_results(folder: PathLike) -> Results:
                         raise TasBenchError(f"line {lineno}: {v!r} is not a number",
                                             path=path, field=c) from None
             rows.append(row)
-    return Results(doc, _per_clip_frame(rows, columns), folder)
+    extra = {}
+    for fname in doc.get("files") or {}:  # extra files of the run (verified by read_results)
+        f = folder / str(fname)
+        if fname != PER_CLIP_NAME and not str(fname).startswith("embeddings/") and f.is_file():
+            extra[fname] = f.read_bytes()
+    return Results(doc, _per_clip_frame(rows, columns), folder, extra)
 
 
 # ----------------------------------------------------------------------------- leaderboard

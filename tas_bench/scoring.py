@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -39,10 +40,11 @@ from tas_bench.fileio import (
     sha256_file,
     stable_hash,
     sweep_orphans,
+    write_bytes_atomic,
 )
 from tas_bench.manifest import Clip, Dataset, dataset_fingerprint, load_dataset
 from tas_bench.provenance import code_info, package_versions
-from tas_bench.results import PER_CLIP_NAME, RESULTS_NAME, write_results
+from tas_bench.results import PER_CLIP_NAME, RESULTS_NAME, clear_stale_results, write_results
 from tas_bench.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, summarize
 
 LENGTH_POLICY = "prediction cropped or zero-padded at the end to the reference length"
@@ -211,6 +213,7 @@ class _Scorer:
         self.evaluators = evaluators
         self.cache = cache
         self.out_embed = out_embed
+        self.saved: list[str] = []
         self.clip_keys: dict[str, dict[str, str]] = {ev.name: {} for ev in evaluators}
         self.meta = {
             ev.name: {
@@ -277,6 +280,7 @@ class _Scorer:
                         d.mkdir(parents=True, exist_ok=True)
                         with atomic_path(d / f"{items[i].clip.id}.npz") as tmp:
                             np.savez(tmp, **out.arrays)
+                        self.saved.append(f"embeddings/{ev.name}/{items[i].clip.id}.npz")
         return result, bad, notes  # type: ignore[return-value]
 
     @staticmethod
@@ -328,6 +332,10 @@ class ScoredRun:
     results: dict[str, Any] | None
     rows: list[dict[str, Any]]
     columns: list[str]
+    #: extra result files from the evaluators (``Evaluator.result_files``): name -> bytes
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: embedding files this run saved under ``out`` (relative names)
+    saved: list[str] = field(default_factory=list)
 
 
 def _check_references(dataset: Dataset, clips: list[Clip]) -> None:
@@ -369,8 +377,19 @@ def score(opts: ScoreOptions) -> ScoreSummary:
     run = compute_scores(opts)
     if run.results is None or opts.out is None:
         return run.summary
-    path = write_results(opts.out, run.results, run.rows, run.columns)
+    path = write_run(opts.out, run.results, run.rows, run.columns, run.files, run.saved)
     return replace(run.summary, results_path=path)
+
+
+def write_run(out: Path, results: dict[str, Any], rows: list[dict[str, Any]], columns: list[str],
+              files: dict[str, bytes], saved: list[str]) -> Path:
+    """Write a scored run into ``out`` (the CLI's and the Python API's one writer): the
+    evaluators' extra files, ``per_clip.csv``, then ``results.json`` whose ``files`` map lists
+    those, ``per_clip.csv`` and the embeddings this run ``saved`` (relative names)."""
+    clear_stale_results(out)
+    for name, data in files.items():
+        write_bytes_atomic(out / name, data)
+    return write_results(out, results, rows, columns, files=[*files, *saved])
 
 
 def compute_scores(opts: ScoreOptions) -> ScoredRun:
@@ -380,7 +399,10 @@ def compute_scores(opts: ScoreOptions) -> ScoredRun:
     writes = opts.out is not None and opts.shard is None
     if writes:
         check_output_folder(opts.out, inputs=(opts.pred, opts.data),
-                            file_names=(RESULTS_NAME, PER_CLIP_NAME, "embeddings"))
+                            file_names=(RESULTS_NAME, PER_CLIP_NAME))
+        emb = opts.out / "embeddings"
+        if emb.exists() and (emb.is_symlink() or not emb.is_dir()):
+            raise TasBenchError("--out: embeddings exists and is not a folder", path=emb)
     dataset = load_dataset(opts.data)
     clips = dataset.split(opts.split)
     if not clips:
@@ -391,7 +413,15 @@ def compute_scores(opts: ScoreOptions) -> ScoredRun:
     evaluators, skipped = _instantiate(opts.evaluators, opts.evaluator_config, dataset)
     found, invalid, warnings = _scan_predictions(opts.pred, clips, {c.id for c in dataset.clips})
     cache = OutputCache(cache_dir)
+    for ev in evaluators:
+        ev.aux_cache = cache
     embed_dir = (opts.out / "embeddings") if (opts.save_embeddings and opts.out and not opts.shard) else None
+    if embed_dir is not None:
+        # the folder is about to change: it must not read as the previous run meanwhile, and
+        # embeddings an earlier run left must not be listed as this run's
+        clear_stale_results(opts.out)
+        for ev in evaluators:
+            shutil.rmtree(embed_dir / ev.name, ignore_errors=True)
     scorer = _Scorer(evaluators, cache, embed_dir)
 
     if opts.shard is not None:
@@ -474,6 +504,14 @@ def compute_scores(opts: ScoreOptions) -> ScoredRun:
         "warnings": warnings,
         "packages": package_versions(),
     }
+    files: dict[str, bytes] = {}
+    for ev in evaluators:
+        for name, data in ev.result_files({c.id: per_ev[ev.name][c.id] for c in valid}).items():
+            if name in files or name in (RESULTS_NAME, PER_CLIP_NAME):
+                raise TasBenchError(f"evaluator {ev.name!r} writes {name!r}, which another part "
+                                    "of the results already uses")
+            files[name] = data
     return ScoredRun(ScoreSummary(None, len(clips), len(valid), invalid, metrics, skipped, cache.hits,
-                                  cache.misses, time.perf_counter() - t0), results, rows, columns)
+                                  cache.misses, time.perf_counter() - t0), results, rows, columns,
+                     files, list(scorer.saved))
 

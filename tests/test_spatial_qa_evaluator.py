@@ -132,3 +132,47 @@ def test_real_assessor_run_identity_and_batch_invariant_answers(tmp_path: Path) 
     alone = [ev.process_batch([b])[0] for b in batch]
     assert [o.arrays["answers"].tobytes() for o in together] == \
         [o.arrays["answers"].tobytes() for o in alone]
+
+
+def test_cli_score_writes_gaps_and_answers_file(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Through `tas-bench score`: Table 2's gap metrics, qa_answers.jsonl listed in results.json,
+    reference answers computed once for two systems; the API writes the same files."""
+    import shutil
+
+    from datagen import write_predictions
+    from qa_tiny import make_qa_dataset, train_tiny
+
+    from tas_bench import api
+    from tas_bench.cli import main
+    from tas_bench.fileio import sha256_file
+
+    data = make_qa_dataset(tmp_path / "data", n=8, n_val=2)
+    train_tiny(data, tmp_path / "run")
+    recs = [json.loads(x) for x in (data / "manifest.jsonl").read_text().splitlines()]
+    for r in recs:  # score the val clips as the "test" split of a copy
+        r["split"] = "test" if r["split"] == "val" else r["split"]
+    test_data = tmp_path / "test-data"
+    shutil.copytree(data, test_data)
+    (test_data / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    tests = [r for r in recs if r["split"] == "test"]
+    write_predictions(tmp_path / "pred", test_data, tests)
+    args = ["score", "--data", str(test_data), "--pred", str(tmp_path / "pred"),
+            "--evaluators", "spatial_qa", "--set", f"spatial_qa.assessor={tmp_path / 'run'}",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "res")]) == 0
+    doc = json.loads((tmp_path / "res" / "results.json").read_text())
+    for m in ("doa_gap", "doa_acc_ref", "doa_acc_pred", "unparseable_pred"):
+        assert m in doc["metrics"], m
+    answers = tmp_path / "res" / "qa_answers.jsonl"
+    assert doc["files"]["qa_answers.jsonl"] == sha256_file(answers)
+    assert len(answers.read_text().splitlines()) == len(tests)  # one DOA item per clip
+    assert doc["evaluators"]["spatial_qa"]["weights"]
+    # the copied predictions equal the references: every gap is 0
+    assert doc["metrics"]["doa_gap"]["mean"] == 0.0
+    res = api.score(test_data, tmp_path / "pred", evaluators=["spatial_qa"],
+                    options={"spatial_qa": {"assessor": str(tmp_path / "run")}},
+                    cache_dir=tmp_path / "cache")
+    res.save(tmp_path / "res-api")
+    assert (tmp_path / "res-api" / "qa_answers.jsonl").read_bytes() == answers.read_bytes()
+    assert api.load_results(tmp_path / "res").files["qa_answers.jsonl"] == answers.read_bytes()
