@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.audio_io import resample
+from tas_bench.audio_io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample
 from tas_bench.errors import TasBenchError
 
 #: Longest prompt accepted at all (characters); longer ones are cut here before tokenising.
@@ -108,8 +108,10 @@ class System(ABC):
         """
         if len(mono) != len(prompts):
             raise TasBenchError(f"{len(mono)} waveforms but {len(prompts)} prompts")
-        if not isinstance(sample_rate, int | np.integer) or not 1000 <= int(sample_rate) <= 384000:
-            raise TasBenchError(f"sample rate {sample_rate!r} out of range [1000, 384000] Hz")
+        if (not isinstance(sample_rate, int | np.integer)
+                or not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE):
+            raise TasBenchError(f"sample rate {sample_rate!r} out of range "
+                                f"[{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz")
         rate = self.output_rate(int(sample_rate))
         xs = []
         for i, x in enumerate(mono):
