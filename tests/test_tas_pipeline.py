@@ -254,3 +254,17 @@ def test_kind_loader_checks_the_run_record(saved: Path, tmp_path: Path) -> None:
                                               "model_hash": "0" * 64, "data_fingerprint": "f" * 64}))
     with pytest.raises(TasBenchError, match="model hash differs"):
         load_checkpoint_dir(run)
+
+
+def test_missing_external_folders(tmp_path: Path) -> None:
+    from baselines.tas.config import preset_config
+
+    cfg = preset_config("cpu", text_encoder={"kind": "t5", "t5_path": str(tmp_path / "no-t5"),
+                                             "text_dim": 16, "t5_max_length": 8})
+    with pytest.raises(TasBenchError, match="no-t5.*FLAN-T5 folder not found"):
+        TASPipeline.build(cfg)
+    with pytest.raises(TasBenchError, match="audioldm2 codec needs a path"):
+        TASPipeline.build(preset_config("paper"))
+    cfg = preset_config("paper", codec={"type": "audioldm2", "path": str(tmp_path / "no-ldm")})
+    with pytest.raises(TasBenchError, match="no-ldm.*AudioLDM2 folder not found"):
+        TASPipeline.build(cfg)
