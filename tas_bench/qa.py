@@ -31,7 +31,8 @@ z up; see :mod:`tas_bench.prompts`).
 Scoring (REFERENCE.md §6 Decision): DOA = the three direction words parsed from the prediction
 equal the truth's; DE = |predicted - true distance| <= 0.5 m; Direction/Distance reasoning =
 exact match of the normalised answer (Yes/No, a side word, a source name), a distance answer
-within 0.5 m.
+within 0.5 m. The exact rules (one wrong direction word, several distances, units, extra words
+around yes/no, punctuation in labels) are those of :func:`answer_correct`.
 """
 
 from __future__ import annotations
