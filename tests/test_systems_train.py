@@ -289,7 +289,7 @@ def test_multi_process_training_under_torchrun(data: Path, tmp_path: Path) -> No
     if not torchrun.exists():  # torchrun ships with torch, a dependency: never skip silently
         pytest.fail(f"torchrun not found next to {sys.executable} (it ships with torch)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "tas_bench.cli", "train", "pseudobinaural",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tas_bench.cli", "train", "pseudobinaural",
            "--data", str(data), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--steps", "10",
            "--no-progress"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
