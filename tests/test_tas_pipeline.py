@@ -77,6 +77,16 @@ def test_batch_composition_does_not_change_a_clip(saved: Path) -> None:
     assert card["sampling"]["steps"] == 2 and card["sampling"]["guidance_scale"] == 2.5
     assert card["sampling"]["seed"] == 0 and card["kind"] == "tas"
     assert "relstft" in card["description"] and card["checkpoint_sha256"] == pipe.checkpoint_sha256
+    # new defaults are recorded in the card and used (the micro-batch size is recorded too: the
+    # bytes are fixed for a given micro-batch size, BLAS blocks other shapes differently)
+    pipe.set_sampling(steps=3, guidance_scale=1.5, seed=9, micro_batch=1)
+    assert (sysm.card()["sampling"]["steps"], sysm.card()["sampling"]["guidance_scale"],
+            sysm.card()["sampling"]["seed"]) == (3, 1.5, 9)
+    y = pipe.generate([clips[1]], [prompts[1]])[0]
+    assert y.tobytes() == pipe.generate([clips[1]], [prompts[1]], steps=3, guidance_scale=1.5,
+                                        seed=9)[0].tobytes()
+    with pytest.raises(TasBenchError, match="guidance scale 99"):
+        pipe.set_sampling(guidance_scale=99)
 
 
 def test_bad_mono_inputs(saved: Path) -> None:

@@ -203,6 +203,18 @@ class TASPipeline:
             raise TasBenchError(f"seed {sd!r} must be an integer", field="seed")
         return st, sc, int(sd)
 
+    def set_sampling(self, *, steps: int | None = None, guidance_scale: float | None = None,
+                     seed: int | None = None, micro_batch: int | None = None) -> TASPipeline:
+        """Change the default sampling settings (validated; the card records them; the
+        model hash is unchanged)."""
+        st, sc, sd = self.sampling_args(steps, guidance_scale, seed)
+        mb = self.config.micro_batch if micro_batch is None else micro_batch
+        if isinstance(mb, bool) or not isinstance(mb, int | np.integer) or not 1 <= int(mb) <= 4096:
+            raise TasBenchError(f"micro_batch {mb!r} must be an integer in [1, 4096]", field="micro_batch")
+        self.config.steps, self.config.guidance_scale = st, sc
+        self.config.seed, self.config.micro_batch = sd, int(mb)
+        return self
+
     @torch.no_grad()
     def generate(self, monos: Sequence[np.ndarray], prompts: Sequence[str], *,
                  keys: Sequence[str] | None = None, steps: int | None = None,
