@@ -13,11 +13,24 @@ silence rule are in :mod:`evaluators.localiser`; no normalisation, the cues are 
 ``itd_pred_us`` etc.         the cues themselves (``itd_pred_us``, ``itd_ref_us``,
                              ``ild_pred_db``, ``ild_ref_db``) for figures, not rankings
 ``lr_correct``               1 if the localiser's left/right word for the prediction equals the
-                             manifest's ground truth for the clip's source, else 0
-``octant_correct``           1 if all three words (lateral, frontal, vertical) match
+                             manifest's ground truth for the clip's source, else 0 (also 0 when
+                             the side is undecided)
+``lr_undecided``             1 if the prediction's side is undecided (no clear ILD/ITD, or
+                             clear ones that contradict; :func:`~evaluators.localiser.
+                             lateral_decision`), else 0; lower is better
+``octant_correct``           1 if all three words (lateral, frontal, vertical) match (0 when
+                             undecided)
 ``lr_correct_ref``,          the same on the reference audio: the ceiling the localiser reaches
-``octant_correct_ref``       on the ground truth
+``octant_correct_ref``,      on the ground truth (and how often the reference itself is
+``lr_undecided_ref``         undecided)
 ============================ ===================================================================
+
+Left/right is decided from the signs of the broadband ILD and the GCC-PHAT ITD (a cue votes
+when ``|ILD| >= 1 dB`` or ``|ITD| >= 30 us``; votes must agree), not by the templates, so a
+signal without interaural cues (e.g. Mono-Mono's) is undecided on every head instead of being
+called left on one head and right on another (version 1.1; version 1.0 took the lateral word of
+the nearest template). The octant's other two words come from the nearest template on the
+decided side.
 
 The means of the 0/1 values over clips are accuracies. Localiser values exist only for clips of
 category ``single_doa_de`` with exactly one source; they are NaN elsewhere (two-source clips have
@@ -25,8 +38,8 @@ no single direction, imported ``real`` recordings have no geometry) and for a si
 silent channel (no ITD). A cue undefined on either side makes its error NaN.
 
 The localiser uses the HRTF the dataset was rendered with: the ``hrtf`` field of the
-single-source clips (its ``name`` when that is a known HRTF such as ``"kemar"``, else its
-``path``; ``"kemar"`` when the field is null), or the ``hrtf=`` option to override it. The HRTF's
+single-source clips (its ``name`` when that is a known HRTF such as ``"kemar"`` or the
+built-in sphere ``"sphere:RADIUS"``, else its ``path``; ``"kemar"`` when the field is null), or the ``hrtf=`` option to override it. The HRTF's
 name and sha256 are recorded in :meth:`SpatialCueEvaluator.config` once
 :meth:`~SpatialCueEvaluator.check_requirements` has resolved it (the runner calls that first).
 A dataset without single-source clips (e.g. imported recordings) is runnable: the cue metrics
@@ -47,6 +60,8 @@ from evaluators.localiser import (
     ILD_SCALE_MIN,
     MAX_ITD_S,
     N_BANDS,
+    SIDE_ILD_DB,
+    SIDE_ITD_S,
     SIGMA_ILD_DB,
     SIGMA_ITD_S,
     SILENCE_RMS,
@@ -66,6 +81,9 @@ DEFAULT_HRTF = "kemar"
 DESCRIPTIVE_METRICS = ("itd_pred_us", "itd_ref_us", "ild_pred_db", "ild_ref_db")
 #: Ceiling metrics (the localiser on the reference audio) and the metric each one bounds.
 CEILING_METRICS = {"lr_correct_ref": "lr_correct", "octant_correct_ref": "octant_correct"}
+#: Localiser metrics (NaN outside single-source clips and for a signal with a silent channel).
+LOCALISER_METRICS = ("lr_correct", "octant_correct", "lr_undecided",
+                     "lr_correct_ref", "octant_correct_ref", "lr_undecided_ref")
 
 
 def is_localisable(clip: Clip) -> bool:
@@ -76,10 +94,11 @@ def is_localisable(clip: Clip) -> bool:
 def hrtf_spec(clip: Clip) -> str:
     """The HRTF to load for a clip: a known name, else the recorded path, else ``"kemar"``."""
     from tas_bench.hrtf import KNOWN_HRTFS
+    from tas_bench.sphere_head import is_sphere_spec
 
     info = clip.hrtf or {}
     name = info.get("name")
-    if isinstance(name, str) and name.lower() in KNOWN_HRTFS:
+    if isinstance(name, str) and (name.lower() in KNOWN_HRTFS or is_sphere_spec(name)):
         return name.lower()
     path = info.get("path")
     if isinstance(path, str) and path:
@@ -106,7 +125,7 @@ class SpatialCueEvaluator(Evaluator):
     """
 
     name: ClassVar[str] = "cues"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"
     sample_rate: int = 16000
     batch_size: int = 16
     needs: ClassVar[tuple[str, ...]] = ("sources", "category", "hrtf")
@@ -134,6 +153,11 @@ class SpatialCueEvaluator(Evaluator):
                    "left/right accuracy of the localiser on the reference audio (ceiling)"),
         MetricSpec("octant_correct_ref", True, "fraction",
                    "octant accuracy of the localiser on the reference audio (ceiling)"),
+        MetricSpec("lr_undecided", False, "fraction",
+                   "prediction's side undecided: no |ILD| >= 1 dB nor |ITD| >= 30 us, or they "
+                   "contradict (single-source clips; counted as not lr_correct)"),
+        MetricSpec("lr_undecided_ref", False, "fraction",
+                   "reference's side undecided by the same rule (single-source clips)"),
     )
 
     def __init__(self, *, hrtf: str | None = None, **unknown: Any) -> None:
@@ -199,14 +223,15 @@ class SpatialCueEvaluator(Evaluator):
             "silence_rms": SILENCE_RMS, "bands": {"n": N_BANDS, "low_hz": BAND_LOW_HZ,
                                                    "high_hz": float(band_edges(self.sample_rate)[-1])},
             "localiser": {"sigma_itd_s": SIGMA_ITD_S, "sigma_ild_db": SIGMA_ILD_DB,
-                          "ild_scale_min": ILD_SCALE_MIN, "category": LOCALISED_CATEGORY},
+                          "ild_scale_min": ILD_SCALE_MIN, "category": LOCALISED_CATEGORY,
+                          "side": {"rule": "agreeing signs of the clear broadband cues",
+                                   "ild_db": SIDE_ILD_DB, "itd_s": SIDE_ITD_S}},
             "hrtf": hrtf,
         }
 
     # ---- per clip --------------------------------------------------------------------------
     def _localise_values(self, clip: Clip, cp: Cues, cr: Cues) -> dict[str, float]:
-        nan = {"lr_correct": math.nan, "octant_correct": math.nan,
-               "lr_correct_ref": math.nan, "octant_correct_ref": math.nan}
+        nan = dict.fromkeys(LOCALISER_METRICS, math.nan)
         if not is_localisable(clip):
             return nan
         from tas_bench.geometry import direction_words
@@ -216,12 +241,13 @@ class SpatialCueEvaluator(Evaluator):
         loc = self._localiser(self._spec_for(clip))
         out = dict(nan)
         for suffix, cues in (("", cp), ("_ref", cr)):
-            where = loc.localise_cues(cues)
-            if where is None:
+            judged = loc.judge(cues)
+            if judged is None:  # a silent channel: no ITD, nothing to localise
                 continue
-            words = direction_words(*where)
-            out[f"lr_correct{suffix}"] = float(words[0] == truth[0])
-            out[f"octant_correct{suffix}"] = float(words == truth)
+            words = judged.words  # None: undecided, counted as not correct
+            out[f"lr_undecided{suffix}"] = float(words is None)
+            out[f"lr_correct{suffix}"] = float(words is not None and words[0] == truth[0])
+            out[f"octant_correct{suffix}"] = float(words is not None and words == truth)
         return out
 
     def process_batch(self, batch: list[ClipInput]) -> list[ClipOutput]:

@@ -28,9 +28,25 @@ defined bands, with ``a_m`` in [0.2, 1] the least-squares gain of the template's
 (reverberation compresses ILDs towards 0 dB; matching the pattern rather than its size raised
 octant accuracy in the simulator's rooms from about 44 % to 70 %). Both terms weigh 1; the
 scales are a few times the ITD and ILD just-noticeable differences, so neither cue swamps the
-other. ITD fixes the cone of confusion (left/right); the pinna-induced band-ILD pattern is what
-separates front from back and up from down, which is much less reliable in rooms, so expect
-lateral accuracy near 100 % and octant accuracy well below it.
+other. The pinna-induced band-ILD pattern is what separates front from back and up from down, which
+is much less reliable in rooms, so expect octant accuracy well below the lateral one (and, on a
+head without pinnae such as the built-in sphere, front/back and up/down at chance).
+
+Left/right is not taken from the templates but decided from the signs of the two broadband cues
+(:func:`lateral_decision`): a cue *votes* when it is clear, ``|ILD| >= 1 dB``
+(:data:`SIDE_ILD_DB`) or ``|ITD| >= 30 us`` (:data:`SIDE_ITD_S`), for the side its sign points
+to (positive = left); the signal is on that side when at least one cue votes and no two votes
+disagree, and **undecided** otherwise (no clear cue, e.g. identical channels, or clear cues that
+contradict each other). Why: a nearest-template match always names a side, so on a signal with
+no interaural cues it answered whatever that head's nearest template happened to be (a mono
+output scored 0.08 to 0.92 across heads), and a head's ITD/band-ILD quirks could outvote a clear
+ILD (92 % of right-side outputs of one human head with a -2.8 dB ILD were called left). The sign
+rule is head-independent and needs no templates. The thresholds are a few times the human
+just-noticeable differences (about 0.5-1 dB and 10-20 us) and above what the 16-bit simulator
+output and GCC-PHAT's sub-sample refinement produce on a centred image, while a source at the
+simulator's smallest lateral offset (10 degrees) gives about 90 us. The octant's frontal and
+vertical words come from the best template *on the decided side* (azimuth strictly inside that
+hemisphere), so the three words are consistent.
 """
 
 from __future__ import annotations
@@ -63,6 +79,9 @@ SIGMA_ILD_DB = 3.0
 ILD_SCALE_MIN = 0.2
 #: Zero padding for HRIR spectra (frequency resolution fs / HRIR_NFFT).
 HRIR_NFFT = 4096
+#: Left/right decision thresholds (:func:`lateral_decision`): a cue at least this large votes.
+SIDE_ILD_DB = 1.0
+SIDE_ITD_S = 30e-6
 
 
 def band_edges(sample_rate: int) -> np.ndarray:
@@ -160,8 +179,50 @@ def interaural_cues(x: np.ndarray, sample_rate: int) -> Cues:
     return Cues(itd, ild, band, float(np.clip(ic, -1.0, 1.0)))
 
 
+LEFT, RIGHT = "left", "right"
+
+
+def lateral_decision(cues: Cues) -> str | None:
+    """``"left"``, ``"right"`` or None (undecided) from the signs of the broadband cues.
+
+    The ILD votes when ``|ILD| >= SIDE_ILD_DB`` (1 dB), the ITD when ``|ITD| >= SIDE_ITD_S``
+    (30 us), each for the side its sign points to (positive = left); NaN cues do not vote. The
+    answer is the side of the votes when there is at least one and they agree, else None.
+    """
+    votes = set()
+    if math.isfinite(cues.ild_db) and abs(cues.ild_db) >= SIDE_ILD_DB:
+        votes.add(LEFT if cues.ild_db > 0 else RIGHT)
+    if math.isfinite(cues.itd_s) and abs(cues.itd_s) >= SIDE_ITD_S:
+        votes.add(LEFT if cues.itd_s > 0 else RIGHT)
+    return votes.pop() if len(votes) == 1 else None
+
+
+@dataclass(frozen=True)
+class Localisation:
+    """The localiser's answer for one signal.
+
+    ``side`` is the lateral word of :func:`lateral_decision` (None = undecided);
+    ``azimuth``/``elevation`` (degrees) the best template strictly on that side (over every
+    direction when undecided, or when the HRTF has none on that side).
+    """
+
+    side: str | None
+    azimuth: float
+    elevation: float
+
+    @property
+    def words(self) -> tuple[str, str, str] | None:
+        """(lateral, frontal, vertical): the decided side with the template's other two words;
+        None when undecided."""
+        if self.side is None:
+            return None
+        _, frontal, vertical = direction_words(self.azimuth, self.elevation)
+        return (self.side, frontal, vertical)
+
+
 class Localiser:
-    """Nearest-template binaural localiser over the directions of an HRTF set.
+    """Binaural localiser over the directions of an HRTF set: left/right from the cue signs
+    (:func:`lateral_decision`), front/back and up/down from the nearest template on that side.
 
     Build with :meth:`from_hrtf`; :meth:`localise` returns (azimuth, elevation) in SOFA degrees.
     """
@@ -216,19 +277,36 @@ class Localiser:
             d = d + np.mean(((x - a[:, None] * t) / SIGMA_ILD_DB) ** 2, axis=1)
         return d
 
+    def judge(self, cues: Cues) -> Localisation | None:
+        """The side decision and best template for already computed cues (at
+        :attr:`sample_rate`); None when the ITD is undefined (a silent channel)."""
+        if not math.isfinite(cues.itd_s):
+            return None
+        side = lateral_decision(cues)
+        d = self.scores(cues)
+        if side is not None:
+            a = np.mod(self.azimuth, 360.0)
+            on_side = (a > 0.0) & (a < 180.0) if side == LEFT else (a > 180.0)
+            if on_side.any():
+                d = np.where(on_side, d, np.inf)
+        m = int(np.argmin(d))
+        return Localisation(side, float(self.azimuth[m]), float(self.elevation[m]))
+
     def localise(self, x: np.ndarray) -> tuple[float, float] | None:
-        """(azimuth, elevation) in degrees of the best-matching template for ``x`` (2, T) at
-        :attr:`sample_rate`, or None when the ITD is undefined (a silent channel)."""
+        """(azimuth, elevation) in degrees of the best-matching template on the decided side
+        for ``x`` (2, T) at :attr:`sample_rate`; None when the ITD is undefined (a silent
+        channel) or the side is undecided."""
         return self.localise_cues(interaural_cues(x, self.sample_rate))
 
     def localise_cues(self, cues: Cues) -> tuple[float, float] | None:
         """:meth:`localise` from already computed cues (at :attr:`sample_rate`)."""
-        if not math.isfinite(cues.itd_s):
+        j = self.judge(cues)
+        if j is None or j.side is None:
             return None
-        m = int(np.argmin(self.scores(cues)))
-        return float(self.azimuth[m]), float(self.elevation[m])
+        return j.azimuth, j.elevation
 
     def words(self, x: np.ndarray) -> tuple[str, str, str] | None:
-        """Octant words (lateral, frontal, vertical) of :meth:`localise`, or None."""
-        loc = self.localise(x)
-        return None if loc is None else direction_words(*loc)
+        """Octant words (lateral, frontal, vertical) for ``x``, or None when silent or
+        undecided."""
+        j = self.judge(interaural_cues(x, self.sample_rate))
+        return None if j is None else j.words

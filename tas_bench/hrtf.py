@@ -304,10 +304,15 @@ def load_hrtf(spec: str | Path = "kemar", sample_rate: int = 16000) -> Hrtf:
 
     The result is cached in-process keyed by (path, file sha256, rate), so a changed file is
     re-read. Raises :class:`TasBenchError` naming the file for a missing file, a file that is not
-    SOFA, or a SOFA convention other than SimpleFreeFieldHRIR.
+    SOFA, or a SOFA convention other than SimpleFreeFieldHRIR. ``"sphere"`` /
+    ``"sphere:RADIUS"`` (metres) is the analytic spherical head of :mod:`tas_bench.sphere_head`.
     """
     if not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 384000:
         raise TasBenchError(f"{sample_rate!r} out of range [1000, 384000] Hz", field="sample_rate")
+    from tas_bench import sphere_head  # imports this module: not at the top
+
+    if sphere_head.is_sphere_spec(spec):
+        return sphere_head.load_sphere_hrtf(spec, sample_rate)
     name, path = resolve_hrtf_path(spec)
     resolved = str(path.resolve())
     return _load_cached(name, resolved, sha256_file(resolved), sample_rate)

@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 
 from evaluators.base import ClipInput
 from evaluators.cues import SpatialCueEvaluator, hrtf_spec, is_localisable
-from evaluators.localiser import N_BANDS, Localiser, band_edges, interaural_cues
+from evaluators.localiser import (
+    N_BANDS,
+    SIDE_ILD_DB,
+    SIDE_ITD_S,
+    Cues,
+    Localiser,
+    band_edges,
+    interaural_cues,
+    lateral_decision,
+)
 from evaluators.registry import EVALUATORS
 from tas_bench.errors import TasBenchError
 from tas_bench.geometry import direction_words
@@ -206,6 +215,69 @@ def test_localiser_on_kemar_renders() -> None:
     assert octant >= 0.7 * len(dirs)
 
 
+# ---- the left/right decision ---------------------------------------------------------------
+def _cues(itd_us: float, ild_db: float) -> Cues:
+    return Cues(itd_us / 1e6, ild_db, np.full(N_BANDS, ild_db), 1.0)
+
+
+@pytest.mark.parametrize(("itd_us", "ild_db", "side"), [
+    (0.0, 0.0, None),          # no cue: undecided
+    (29.0, 0.99, None),        # both below threshold
+    (29.0, -0.99, None),
+    (30.0, 0.0, "left"),       # ITD alone, at the threshold
+    (-30.0, 0.0, "right"),
+    (0.0, 1.0, "left"),        # ILD alone, at the threshold
+    (0.0, -1.0, "right"),
+    (200.0, 5.0, "left"),      # both, agreeing
+    (-200.0, -2.8, "right"),
+    (200.0, -5.0, None),       # both clear, contradicting
+    (-40.0, 1.5, None),
+    (200.0, -0.9, "left"),     # a sub-threshold ILD of the other sign does not vote
+    (-10.0, -2.8, "right"),    # a sub-threshold ITD of the other sign does not vote
+    (math.nan, -3.0, "right"),  # NaN cues do not vote
+    (math.nan, math.nan, None),
+])
+def test_lateral_decision_hand_cases(itd_us: float, ild_db: float, side: str | None) -> None:
+    assert SIDE_ILD_DB == 1.0 and SIDE_ITD_S == 30e-6
+    assert lateral_decision(_cues(itd_us, ild_db)) == side
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-1000, 1000), st.floats(-30, 30))
+def test_lateral_decision_is_mirror_symmetric(itd_us: float, ild_db: float) -> None:
+    side = lateral_decision(_cues(itd_us, ild_db))
+    mirror = lateral_decision(_cues(-itd_us, -ild_db))
+    assert mirror == {"left": "right", "right": "left", None: None}[side]
+    if side is not None:  # a decision always follows the sign of every clear cue
+        sign = 1 if side == "left" else -1
+        assert not (abs(itd_us) >= 30 and sign * itd_us < 0)
+        assert not (abs(ild_db) >= 1 and sign * ild_db < 0)
+
+
+def test_identical_channels_are_undecided_on_any_head() -> None:
+    loc = Localiser.from_hrtf(_fake_hrtf(), FS)
+    s = _noise(8000, 3)
+    j = loc.judge(interaural_cues(np.stack([s, s]), FS))
+    assert j is not None and j.side is None and j.words is None
+    assert loc.localise(np.stack([s, s])) is None and loc.words(np.stack([s, s])) is None
+
+
+def test_clear_ild_overrules_the_templates() -> None:
+    """ILD -2.8 dB with a sub-threshold ITD of the other sign (+18 us) is 'right'; the nearest
+    template (version 1.0's answer) is on the left, because of the small ITD."""
+    loc = Localiser.from_hrtf(_fake_hrtf(), FS)
+    s = _noise(8000, 4)
+    x = np.stack([10 ** (-2.8 / 20) * s, _frac_delay(s, 0.4)])
+    c = interaural_cues(x, FS)
+    assert 0 < c.itd_s < SIDE_ITD_S and c.ild_db == pytest.approx(-2.8, abs=0.05)
+    nearest = int(np.argmin(loc.scores(c)))
+    assert loc.azimuth[nearest] > 0  # the template matcher alone says left
+    words = loc.words(x)
+    assert words is not None and words[0] == "right"
+    az, _el = loc.localise(x)
+    assert -180.0 < az < 0.0  # the octant template is taken on the decided side
+
+
 # ---- evaluator ------------------------------------------------------------------------------
 def _fake_evaluator(**kw) -> SpatialCueEvaluator:
     ev = SpatialCueEvaluator(**kw)
@@ -241,6 +313,15 @@ def test_evaluator_mirrored_prediction() -> None:
     assert expected == pytest.approx(2 * 20 * math.log10(2), abs=0.1)
     assert out["lr_correct"] == 0.0 and out["lr_correct_ref"] == 1.0
     assert out["octant_correct"] == 0.0
+    assert out["lr_undecided"] == out["lr_undecided_ref"] == 0.0  # wrong, but decided
+
+
+def test_evaluator_contradicting_cues_are_undecided() -> None:
+    ev = _fake_evaluator()
+    x = _delayed_pair(6) * np.array([[0.5], [1.0]])  # left leads by 375 us, right 6 dB louder
+    out = ev.process_batch([ClipInput(_clip(az=60.0), x, x, FS)])[0].values
+    assert out["lr_undecided"] == out["lr_undecided_ref"] == 1.0
+    assert out["lr_correct"] == out["octant_correct"] == out["lr_correct_ref"] == 0.0
 
 
 def test_localiser_values_only_for_single_source_clips() -> None:
@@ -251,7 +332,8 @@ def test_localiser_values_only_for_single_source_clips() -> None:
         assert not is_localisable(clip)
         out = ev.process_batch([ClipInput(clip, x, x, FS)])[0].values
         assert all(math.isnan(out[k]) for k in ("lr_correct", "octant_correct", "lr_correct_ref",
-                                                "octant_correct_ref"))
+                                                "octant_correct_ref", "lr_undecided",
+                                                "lr_undecided_ref"))
         assert out["itd_error_us"] == pytest.approx(0.0)
 
 
@@ -260,9 +342,9 @@ def test_evaluator_silent_prediction() -> None:
     x = _delayed_pair(4)
     out = ev.process_batch([ClipInput(_clip(), np.zeros_like(x), x, FS)])[0].values
     for k in ("itd_error_us", "ild_error_db", "ild_band_error_db", "ic_error", "itd_pred_us",
-              "lr_correct", "octant_correct"):
+              "lr_correct", "octant_correct", "lr_undecided"):
         assert math.isnan(out[k]), k
-    assert out["lr_correct_ref"] == 1.0
+    assert out["lr_correct_ref"] == 1.0 and out["lr_undecided_ref"] == 0.0
 
 
 def test_check_requirements_and_config(tmp_path: Path) -> None:
@@ -301,6 +383,16 @@ def test_hrtf_spec() -> None:
     assert hrtf_spec(_clip(hrtf=None)) == "kemar"
     assert hrtf_spec(_clip(hrtf={"name": "KEMAR", "path": "/elsewhere.sofa"})) == "kemar"
     assert hrtf_spec(_clip(hrtf={"name": "subj3", "path": "/h/subj3.sofa"})) == "/h/subj3.sofa"
+    assert hrtf_spec(_clip(hrtf={"name": "sphere:0.09", "path": "sphere:0.09"})) == "sphere:0.09"
+    assert hrtf_spec(_clip(hrtf={"name": "Sphere:0.09"})) == "sphere:0.09"
+
+
+def test_version_and_config_record_the_side_rule() -> None:
+    assert SpatialCueEvaluator.version == "1.1"
+    side = SpatialCueEvaluator().config()["localiser"]["side"]
+    assert side["ild_db"] == 1.0 and side["itd_s"] == 30e-6
+    specs = {m.name: m for m in SpatialCueEvaluator.metrics}
+    assert not specs["lr_undecided"].higher_is_better and not specs["lr_undecided_ref"].higher_is_better
 
 
 @pytest.mark.parametrize("kw", [{"hrtf": 3}, {"hrtf": ""}, {"bands": 10}])
@@ -352,7 +444,10 @@ def test_scoring_runner_end_to_end(tmp_path: Path, mode: str) -> None:
         assert m["itd_pred_us"]["mean"] == pytest.approx(0.0, abs=1.0)
         assert m["itd_error_us"]["mean"] == pytest.approx(8 / FS * 1e6, abs=10.0)
         assert m["ild_error_db"]["mean"] == pytest.approx(20 * math.log10(2), abs=0.2)
-        assert m["lr_correct"]["mean"] == 0.5  # a centred image is called "left" (tie rule)
+        # no interaural cue at all: undecided (counted as not correct), not "left" by a tie rule
+        assert m["lr_correct"]["mean"] == 0.0 and m["octant_correct"]["mean"] == 0.0
+        assert m["lr_undecided"]["mean"] == 1.0
+    assert m["lr_undecided_ref"]["mean"] == 0.0
 
 
 def test_descriptive_and_ceiling_names_exist() -> None:
