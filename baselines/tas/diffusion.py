@@ -15,7 +15,9 @@ denoiser call runs the batch ``[uncond, cond]`` in one forward and combines
 Determinism: the initial noise of each window is drawn from its own generator seeded by
 ``(seed, clip key, window index)`` (:func:`window_noise`), never from a batch-level generator,
 and the denoiser always runs on micro-batches of one fixed size (padded with zero windows), so
-a window's computation has the same shapes, and the same bits, whatever else is in the batch.
+a window's computation has the same shapes, and the same bits, whatever else is in the batch
+(for a given micro-batch size, device and torch thread count: BLAS blocks other shapes and
+thread counts differently, so those are recorded with the outputs).
 """
 
 from __future__ import annotations
