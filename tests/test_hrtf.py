@@ -159,3 +159,16 @@ def test_bad_files_are_refused(tmp_path):
         load_hrtf(tmp_path / "noconv.sofa")
     with pytest.raises(TasBenchError, match="sample_rate"):
         load_hrtf("kemar", 10)
+
+
+def test_sphere_routes_to_the_analytic_head_and_a_sofa_named_sphere_stays_a_file(tmp_path):
+    h = load_hrtf("sphere", 16000)
+    assert h.name == h.path == "sphere:0.0875" and h.hrir.shape[1] == 2
+    left = h.hrir[h.nearest(90.0, 0.0)]
+    assert np.sum(left[0] ** 2) > 4 * np.sum(left[1] ** 2)  # left ear first, louder on the left
+    assert load_hrtf("Sphere:0.09", 22050).name == "sphere:0.09"
+    p = write_sofa(tmp_path / "sphere.sofa")
+    assert load_hrtf(p, 16000).name == "sphere"  # a file: its stem, read from the file
+    assert load_hrtf(p, 16000).path == str(p.resolve())
+    with pytest.raises(TasBenchError, match="sample_rate"):
+        load_hrtf("sphere", 10)

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="global seed (same seed, same bytes)")
     p.add_argument("--hrtf", default="kemar", metavar="NAME|PATH.sofa",
-                   help="'kemar' (Debian libmysofa1) or a SOFA SimpleFreeFieldHRIR file")
+                   help="'kemar' (Debian libmysofa1), 'sphere[:RADIUS_M]' (analytic spherical "
+                        "head, no data) or a SOFA SimpleFreeFieldHRIR file")
     p.add_argument("--n-train", type=int, default=None, help="train clips (default: preset)")
     p.add_argument("--n-val", type=int, default=None, help="val clips (default: preset)")
     p.add_argument("--n-test", type=int, default=None,
