@@ -84,6 +84,11 @@ from tas_bench.source_corpus import SourceCorpus, SourceItem, build_corpus, fit_
 
 SIM_CATEGORIES = ("single_doa_de", "double_doa_de", "relative_direction", "relative_distance")
 GENERATOR = "tas-bench simulate"
+#: Bumped whenever the same options and seed would give other bytes. 2: nearest-HRIR ties
+#: (directions equally far, up to round-off) broken by a fixed rule (tas_bench.hrtf), which
+#: changed 2 of 14,400 reflection directions of the demo preset; datasets of version 1 keep
+#: their fingerprints only with the code that made them (commit 4200a46 and earlier).
+SIMULATOR_VERSION = 2
 #: Written first into the output folder: marks it as ours even if a run is interrupted.
 MARKER_NAME = ".tas-bench-simulate.json"
 MIN_BOUNDARY_MARGIN = 10.0
@@ -446,7 +451,8 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
         "tas_bench_version": __version__, "counts": by_cat,
         "hrtf": {"name": hr.name, "path": hr.path, "sha256": hr.sha256,
                  "sample_rate": hr.sample_rate, "directions": int(len(hr.azimuth))},
-        "config": {"duration": float(duration), "sample_rate": sample_rate,
+        "config": {"simulator_version": SIMULATOR_VERSION,
+                   "duration": float(duration), "sample_rate": sample_rate,
                    "global_gain": GLOBAL_GAIN, "peak_limit": PEAK_LIMIT,
                    "directions": directions,
                    "min_boundary_margin_deg": MIN_BOUNDARY_MARGIN,
