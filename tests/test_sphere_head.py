@@ -141,6 +141,22 @@ def test_shadow_constants_as_published() -> None:
     assert abs(h[0]) == pytest.approx(1.0) and abs(h[1]) == pytest.approx(2.0, rel=1e-3)
 
 
+@pytest.mark.parametrize("rate", [16000, 48000])
+@pytest.mark.parametrize(("az", "theta_deg"), [(90.0, 0.0), (0.0, 90.0), (-60.0, 150.0),
+                                               (-90.0, 180.0)])
+def test_left_ear_response_is_the_analogue_shadow_filter(rate: int, az: float,
+                                                         theta_deg: float) -> None:
+    """|HRIR| of the left ear equals |H(w, theta)| of Brown and Duda within 0.5 dB up to 0.8 x
+    Nyquist (designed at 96 kHz, so the bilinear warping does not bend the shelf)."""
+    h = load_hrtf("sphere", rate)
+    ir = h.hrir[h.nearest(az, 0.0)][0]
+    f = np.fft.rfftfreq(8192, 1 / rate)
+    got = np.abs(np.fft.rfft(ir, 8192))
+    want = np.abs(sh.shadow_response(f, math.radians(theta_deg)))
+    band = (f > 50) & (f < 0.8 * rate / 2)
+    np.testing.assert_array_less(np.abs(20 * np.log10(got[band] / want[band])), 0.5)
+
+
 # ---- symmetries of a sphere -----------------------------------------------------------------
 _ELS = [float(e) for e in range(-40, 90, 10)]
 
