@@ -147,17 +147,20 @@ class SpatialQAAssessor(nn.Module):
         return (texts, generated) if return_ids else texts
 
     @torch.no_grad()
-    def answer_one_by_one(self, audio: torch.Tensor, questions: list[str], *,
-                          max_new_tokens: int = 12) -> list[str]:
-        """The straightforward reference: one ``llm.generate()`` call per item (benchmarks)."""
+    def answer_one_by_one(self, audio: torch.Tensor | None, questions: list[str], *,
+                          max_new_tokens: int = 12, slots: torch.Tensor | None = None
+                          ) -> list[str]:
+        """The straightforward reference: one ``llm.generate()`` call per item (benchmarks);
+        from ``audio`` or from precomputed audio ``slots``."""
         answers = []
         for i, q in enumerate(questions):
-            slots = self.audio_embeddings(audio[i: i + 1])
-            p = torch.tensor(self._prompt_ids(q), device=slots.device)
-            embeds = torch.cat([slots[0], self._embed(p).to(slots.dtype)])[None]
+            one = slots[i: i + 1] if slots is not None else self.audio_embeddings(audio[i: i + 1])
+            slots_i = one
+            p = torch.tensor(self._prompt_ids(q), device=slots_i.device)
+            embeds = torch.cat([slots_i[0], self._embed(p).to(slots_i.dtype)])[None]
             out = self.llm.generate(inputs_embeds=embeds,
                                     attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long,
-                                                              device=slots.device),
+                                                              device=slots_i.device),
                                     max_new_tokens=max_new_tokens, do_sample=False,
                                     eos_token_id=self.tokenizer.eos_token_id,
                                     pad_token_id=self.tokenizer.pad_token_id)

@@ -151,38 +151,29 @@ class SpatialQAEvaluator(Evaluator):
 
     # ---- answering ---------------------------------------------------------------------------
     def _answers(self, audio: list[np.ndarray], questions: list[list[str]]) -> list[list[str]]:
+        """Answers to each clip's questions: every clip encoded once (alone, so its length alone
+        decides its features), then all questions decoded in batches from the audio slots."""
         import torch
 
         from evaluators.spatial_qa.encoder import loudness_normalize
 
         model = self._load().model
-        rows_audio, rows_q, owner = [], [], []
-        for i, (x, qs) in enumerate(zip(audio, questions)):
-            xn = loudness_normalize(x)
-            for q in qs:
-                rows_audio.append(xn)
-                rows_q.append(q)
-                owner.append(i)
+        slots, rows_q, owner = [], [], []
+        with torch.no_grad():
+            for i, (x, qs) in enumerate(zip(audio, questions)):
+                if not qs:
+                    continue
+                wav = torch.from_numpy(np.ascontiguousarray(loudness_normalize(x)))[None]
+                emb = model.audio_embeddings(wav.float().to(self.device))
+                for q in qs:
+                    slots.append(emb)
+                    rows_q.append(q)
+                    owner.append(i)
         out: list[list[str]] = [[] for _ in audio]
-        if not rows_q:
-            return out
-        step = 16
+        step = 32
         for s in range(0, len(rows_q), step):
-            # each clip is encoded alone (its length decides the STFT frames), then answered in
-            # one batched decode
-            chunk = rows_audio[s: s + step]
-            lengths = {a.shape[-1] for a in chunk}
-            n = max(lengths)
-            wav = torch.zeros(len(chunk), 2, n)
-            for j, a in enumerate(chunk):
-                wav[j, :, : a.shape[-1]] = torch.from_numpy(np.ascontiguousarray(a))
-            if len(lengths) > 1:
-                answers = [model.answer(wav[j: j + 1, :, : chunk[j].shape[-1]], [rows_q[s + j]],
-                                        max_new_tokens=self.max_new_tokens)[0]
-                           for j in range(len(chunk))]
-            else:
-                answers = model.answer(wav.to(self.device), rows_q[s: s + step],
-                                       max_new_tokens=self.max_new_tokens)
+            answers = model.answer_from_slots(torch.cat(slots[s: s + step]), rows_q[s: s + step],
+                                              max_new_tokens=self.max_new_tokens)
             for j, a in enumerate(answers):
                 out[owner[s + j]].append(a)
         return out
