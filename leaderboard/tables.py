@@ -30,7 +30,11 @@ KNOWN_ORDER = (
     "fd", "fad", "kl", "kl_sigmoid", "is",
     "itd_error_us", "ild_error_db", "ild_band_error_db", "ic_error",
     "lr_correct", "octant_correct", "lr_correct_ref", "octant_correct_ref",
+    "lr_undecided", "lr_undecided_ref",
     "doa_gap", "de_gap", "direction_gap", "distance_gap",
+    "doa_acc_ref", "doa_acc_pred", "de_acc_ref", "de_acc_pred", "direction_acc_ref",
+    "direction_acc_pred", "distance_acc_ref", "distance_acc_pred", "unparseable_pred",
+    "unparseable_ref", "unknown_items",
     "itd_pred_us", "itd_ref_us", "ild_pred_db", "ild_ref_db",
 )
 _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
