@@ -32,6 +32,13 @@ for _kind, _desc in (("pseudobinaural", "text-conditioned PseudoBinaural U-Net")
         train="baselines.pseudobinaural.train:train_pseudobinaural",
         load="baselines.pseudobinaural.system:load_checkpoint_dir"))
 
+for _kind, _desc in (("tas", "TAS latent diffusion on L-R, text + flipper (the paper's system)"),
+                     ("tas-notext", "TAS latent diffusion, empty prompts (w/o text ablation)"),
+                     ("tas-noflip", "TAS latent diffusion without the flipper (w/o flipper ablation)")):
+    runs.register_kind(runs.KindSpec(
+        _kind, role="system", description=_desc, train="baselines.tas.train:train_tas",
+        load="baselines.tas.system:load_checkpoint_dir"))
+
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEMO_DIR = CHECKPOINTS_DIR / "pseudobinaural-demo"
 #: Built-in systems backed by a shipped checkpoint folder (their card is read from card.json).
