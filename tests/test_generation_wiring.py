@@ -249,7 +249,7 @@ class StubGeneration(GenerationEvaluator):
         return {}
 
 
-if "test-generation-stub" not in EVALUATORS:
+if "test-generation-stub" not in EVALUATORS:  # hidden from other modules' tests (conftest)
     EVALUATORS.register("test-generation-stub", StubGeneration)
 
 
