@@ -107,3 +107,17 @@ def test_cli_train_register_and_score_loads_it(tiny_data: Path, tmp_path: Path,
     ev = SpatialQAEvaluator(assessor="my-qa")
     info = ev.weights_info()["assessor:my-qa"]
     assert info["sha256"] == json.loads((tmp_path / "run" / "run.json").read_text())["checkpoint_sha256"]
+
+
+def test_mirror_features_swap_the_ears() -> None:
+    """Mirroring the audio (L <-> R) equals mirroring its features."""
+    from evaluators.spatial_qa.encoder import SpatialFrontEnd
+    from evaluators.spatial_qa.train import mirror_features
+
+    front = SpatialFrontEnd(32)
+    x = torch.randn(2, 2, 4000)
+    with torch.no_grad():
+        a = mirror_features(front.raw(x))
+        b = front.raw(x.flip(1))
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-5)
+    assert torch.allclose(a[:, 3], b[:, 3], atol=1e-4)

@@ -26,7 +26,12 @@ from evaluators.spatial_qa.assessor import (
     ProjectorConfig,
     SpatialQAAssessor,
 )
-from evaluators.spatial_qa.encoder import SpatialAudioEncoder, encoder_config, pretraining_loss
+from evaluators.spatial_qa.encoder import (
+    N_AZIMUTH,
+    SpatialAudioEncoder,
+    encoder_config,
+    pretraining_loss,
+)
 from evaluators.spatial_qa.llm import (
     ScratchLLMConfig,
     load_llm,
@@ -53,6 +58,11 @@ class AssessorTrainConfig:
     projector: ProjectorConfig | None = None
     encoder_overrides: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 12
+    #: pretraining: each example mirrored left/right with p = 0.5 (ears swapped, sin IPD negated,
+    #: azimuth mirrored), which doubles the directions seen and ties the side to the ILD/IPD sign
+    mirror_augment: bool = True
+    #: QA stage: also fine-tune the encoder (BAT) or keep the pretrained one frozen
+    qa_train_encoder: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,6 +96,12 @@ def build_assessor(cfg: AssessorTrainConfig, clips: list[Any], work: Path,
     return SpatialQAAssessor(enc, proj, llm, tok), labels, llm_meta
 
 
+def mirror_features(x: torch.Tensor) -> torch.Tensor:
+    """Front-end features (B, 4, T, 128) of the same clips with the ears swapped: log-mel L and
+    R exchanged, cos IPD kept, sin IPD negated (IPD = angle R - angle L changes sign)."""
+    return torch.stack([x[:, 1], x[:, 0], x[:, 2], -x[:, 3]], dim=1)
+
+
 def _batches(n: int, batch: int, rng: np.random.Generator) -> Any:
     while True:
         order = rng.permutation(n)
@@ -107,7 +123,9 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
     a.train()
     step = start_step
     params_pre = list(a.encoder.parameters())
-    params_qa = [p for p in a.parameters() if p.requires_grad]
+    enc_ids = {id(p) for p in params_pre}
+    params_qa = [p for p in a.parameters() if p.requires_grad
+                 and (cfg.qa_train_encoder or id(p) not in enc_ids)]
 
     def stage_of(s: int) -> str:
         return "pretrain" if s < cfg.pretrain_steps else "qa"
@@ -146,13 +164,19 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
             g["lr"] = base * min(1.0, frac / 0.05 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
         if stage == "pretrain":
             idx = single_idx[next(pre_it)]
-            tokens = a.encoder.forward_features(feats[idx])
-            loss, parts = pretraining_loss(a.encoder.heads(tokens), geo["az"][idx],
+            x, az = feats[idx].float(), geo["az"][idx]
+            if cfg.mirror_augment:
+                flip_rng = np.random.default_rng([cfg.seed, 3, step])  # per step: resume-safe
+                flip = torch.from_numpy(flip_rng.random(len(idx)) < 0.5)
+                x = torch.where(flip[:, None, None, None], mirror_features(x), x)
+                az = torch.where(flip, (N_AZIMUTH - az) % N_AZIMUTH, az)
+            tokens = a.encoder.forward_features(x)
+            loss, parts = pretraining_loss(a.encoder.heads(tokens), az,
                                            geo["el"][idx], geo["dist"][idx], geo["cls"][idx])
         else:
             ex = [examples[i] for i in next(qa_it)]
             idx = torch.tensor([e.clip for e in ex])
-            slots = a.projector(a.encoder.forward_features(feats[idx]))
+            slots = a.projector(a.encoder.forward_features(feats[idx].float()))
             loss = a.loss_from_slots(slots, [e.question for e in ex], [e.answer for e in ex])
             parts = {}
         opt.zero_grad(set_to_none=True)
@@ -196,6 +220,7 @@ RESUMABLE = {"qa_steps", "checkpoint_every", "val_every", "val_items", "torch_th
              "progress"}
 _FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", "weight_decay",
            "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
+           "mirror_augment", "qa_train_encoder",
            "checkpoint_every", "val_every", "val_items", "torch_threads"}
 
 
@@ -243,7 +268,8 @@ def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
         batch_size=cfg["batch_size"], lr=cfg["lr"], qa_lr=cfg["qa_lr"],
         weight_decay=cfg["weight_decay"], seed=cfg["seed"], llm=ScratchLLMConfig(**cfg["llm"]),
         projector=ProjectorConfig(**proj) if proj else None,
-        encoder_overrides=dict(cfg["encoder_overrides"]), max_new_tokens=cfg["max_new_tokens"])
+        encoder_overrides=dict(cfg["encoder_overrides"]), max_new_tokens=cfg["max_new_tokens"],
+        mirror_augment=bool(cfg["mirror_augment"]), qa_train_encoder=bool(cfg["qa_train_encoder"]))
 
 
 def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],
