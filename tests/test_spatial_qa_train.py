@@ -121,3 +121,19 @@ def test_mirror_features_swap_the_ears() -> None:
         b = front.raw(x.flip(1))
     assert torch.allclose(a[:, :3], b[:, :3], atol=1e-5)
     assert torch.allclose(a[:, 3], b[:, 3], atol=1e-4)
+
+
+def test_ship_copies_the_llm_folder_and_writes_a_card(tiny_data: Path, tmp_path: Path) -> None:
+    from tas_bench.ship import ship
+
+    rec = _train(tiny_data, tmp_path / "run")
+    card = ship(tmp_path / "run", tmp_path / "shipped", "tiny-qa", "tas-bench simulate ...")
+    assert (tmp_path / "shipped" / "llm" / "model.safetensors").is_file()
+    assert not (tmp_path / "shipped" / "checkpoints").exists()
+    assert (tmp_path / "shipped" / "train_log.csv").read_text().startswith("step,stage,loss")
+    assert card["revision"] == rec["revision"] and card["data_fingerprint"] == rec["data_fingerprint"]
+    assert json.loads((tmp_path / "shipped" / "card.json").read_text())["name"] == "tiny-qa"
+    loaded = load_assessor_run(tmp_path / "shipped")
+    assert loaded.card()["revision"] == rec["revision"]
+    with pytest.raises(TasBenchError, match="more than"):
+        ship(tmp_path / "run", tmp_path / "too-big", "x", "cmd", max_bytes=10)

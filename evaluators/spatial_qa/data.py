@@ -46,6 +46,18 @@ def clip_features(front: SpatialFrontEnd, audio: list[np.ndarray], batch: int = 
     return torch.stack(out) if out else torch.zeros(0, 4, front.frames, 128)
 
 
+def split_features(front: SpatialFrontEnd, ds: Dataset, clips: list[Clip]) -> torch.Tensor:
+    """Raw front-end features (N, 4, frames, 128) of ``clips``' reference audio, read and
+    transformed one clip at a time (memory: the features, never all the audio)."""
+    out = torch.zeros(len(clips), 4, front.frames, 128)
+    with torch.no_grad():
+        for i, c in enumerate(clips):
+            a = read_audio(ds.audio_path(c), channels=2, dtype="float64")
+            x = prepare_audio(a.samples, a.sample_rate)
+            out[i] = front.raw(torch.from_numpy(np.ascontiguousarray(x))[None].float())[0]
+    return out
+
+
 def load_split_audio(ds: Dataset, clips: list[Clip]) -> list[np.ndarray]:
     """Reference audio of ``clips``, prepared for the encoder."""
     out = []

@@ -349,10 +349,10 @@ def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = Non
     meta = {"kind": KIND, "model_hash": model_hash, "assessor": json.dumps(structure, sort_keys=True)}
 
     front = SpatialFrontEnd(a.encoder.config.frames)
-    feats = qa_data.clip_features(front, qa_data.load_split_audio(ds, train_clips))
+    feats = qa_data.split_features(front, ds, train_clips)
     geo = qa_data.geometry_labels(train_clips, labels)
     single = torch.tensor([len(c.sources) == 1 for c in train_clips])
-    vfeats = qa_data.clip_features(front, qa_data.load_split_audio(ds, val_clips)) if val_clips else None
+    vfeats = qa_data.split_features(front, ds, val_clips) if val_clips else None
     vgeo = qa_data.geometry_labels(val_clips, labels) if val_clips else None
     vsingle = torch.tensor([len(c.sources) == 1 for c in val_clips]) if val_clips else None
     vex = qa_data.qa_examples(val_clips)[: cfg["val_items"]] if val_clips else []
