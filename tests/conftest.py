@@ -22,6 +22,14 @@ os.environ["TAS_BENCH_WEIGHTS"] = str(_SESSION_TMP / "weights")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's private cache/home/weights folders (they can hold GBs)."""
+    import shutil
+
+    if os.environ.get("TAS_BENCH_KEEP_TEST_TMP") != "1":
+        shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
 @pytest.fixture
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty score cache for one test."""
