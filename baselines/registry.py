@@ -24,6 +24,9 @@ SYSTEMS: Registry = Registry("system", "tas_bench.systems")
 SYSTEMS.register("mono-mono", "baselines.mono_mono:MonoMono")
 SYSTEMS.register("pseudobinaural-demo", "baselines.pseudobinaural.system:load_demo")
 SYSTEMS.register("pseudobinaural-notext-demo", "baselines.pseudobinaural.system:load_notext_demo")
+SYSTEMS.register("tas-demo", "baselines.tas.system:load_demo")
+SYSTEMS.register("tas-notext-demo", "baselines.tas.system:load_notext_demo")
+SYSTEMS.register("tas-noflip-demo", "baselines.tas.system:load_noflip_demo")
 
 for _kind, _desc in (("pseudobinaural", "text-conditioned PseudoBinaural U-Net"),
                      ("pseudobinaural-notext", "PseudoBinaural U-Net, empty prompts (ablation)")):
@@ -43,7 +46,8 @@ CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEMO_DIR = CHECKPOINTS_DIR / "pseudobinaural-demo"
 #: Built-in systems backed by a shipped checkpoint folder (their card is read from card.json).
 SHIPPED = {"pseudobinaural-demo": DEMO_DIR,
-           "pseudobinaural-notext-demo": CHECKPOINTS_DIR / "pseudobinaural-notext-demo"}
+           "pseudobinaural-notext-demo": CHECKPOINTS_DIR / "pseudobinaural-notext-demo",
+           **{n: CHECKPOINTS_DIR / n for n in ("tas-demo", "tas-notext-demo", "tas-noflip-demo")}}
 
 
 def known_names() -> list[str]:

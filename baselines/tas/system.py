@@ -15,7 +15,11 @@ from baselines.tas.config import KINDS
 from baselines.tas.pipeline import WEIGHTS_FILE, TASPipeline, TASSystem
 from tas_bench.errors import TasBenchError
 
-__all__ = ["TASSystem", "load_checkpoint_dir"]
+__all__ = ["TASSystem", "load_checkpoint_dir", "load_demo", "load_notext_demo", "load_noflip_demo"]
+
+#: The shipped TAS systems and their folders under ``baselines/checkpoints``.
+DEMOS = ("tas-demo", "tas-notext-demo", "tas-noflip-demo")
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def load_checkpoint_dir(path: str | Path, *, name: str | None = None,
@@ -35,3 +39,22 @@ def load_checkpoint_dir(path: str | Path, *, name: str | None = None,
         raise TasBenchError("tas_config.json does not match the run record (model hash differs)",
                             path=root / RUN_FILE)
     return TASSystem(pipe, name=name or record.get("name") or pipe.config.kind, record=record)
+
+
+def _shipped(name: str, device: str) -> TASSystem:
+    return load_checkpoint_dir(CHECKPOINTS / name, name=name, device=device)
+
+
+def load_demo(device: str = "cpu") -> TASSystem:
+    """The shipped ``tas-demo`` (text + flipper, cpu preset, trained on simulated demo data)."""
+    return _shipped("tas-demo", device)
+
+
+def load_notext_demo(device: str = "cpu") -> TASSystem:
+    """The shipped ``tas-notext-demo`` ablation (empty prompts; same network, data and steps)."""
+    return _shipped("tas-notext-demo", device)
+
+
+def load_noflip_demo(device: str = "cpu") -> TASSystem:
+    """The shipped ``tas-noflip-demo`` ablation (no flipper; same data and steps)."""
+    return _shipped("tas-noflip-demo", device)

@@ -1,0 +1,64 @@
+"""Package a finished TAS run as a shipped system folder (how the ``tas-*-demo`` folders were made).
+
+``python -m baselines.tas.ship RUN DEST --name NAME --data-command "..." [--steps N]
+[--guidance-scale S] [--seed K] [--eval REPORT.json] [--notes TEXT]``
+
+The folder is written by the kind-generic :func:`baselines.pseudobinaural.ship.ship` (weights,
+configs, run record, ``train_log.csv``, ``card.json``); then the shipped default sampling
+(DDIM steps, guidance scale, seed: validated by ``TASPipeline.set_sampling``) is written into
+DEST's ``tas_config.json`` and the card. Sampling settings are outside the model hash, so the
+weights, their sha256 and the revision stay those of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from baselines.pseudobinaural.ship import ship
+from baselines.tas.pipeline import CONFIG_FILE, TASPipeline
+from tas_bench.fileio import write_json_atomic
+
+
+def ship_tas(run: str | Path, dest: str | Path, name: str, data_command: str, *,
+             steps: int | None = None, guidance_scale: float | None = None,
+             seed: int | None = None, evaluation: dict[str, Any] | None = None,
+             notes: str | None = None) -> dict[str, Any]:
+    """Ship ``run`` to ``dest`` with the given default sampling; returns the card."""
+    dest = Path(dest)
+    card = ship(run, dest, name, data_command, evaluation, notes)
+    pipe = TASPipeline.from_pretrained(dest)
+    pipe.set_sampling(steps=steps, guidance_scale=guidance_scale, seed=seed)
+    write_json_atomic(dest / CONFIG_FILE, pipe._document())
+    card["sampling"] = pipe.card(name)["sampling"]
+    write_json_atomic(dest / "card.json", card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("dest")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--data-command", required=True)
+    ap.add_argument("--steps", type=int, default=None, help="shipped DDIM steps")
+    ap.add_argument("--guidance-scale", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--eval", default=None, help="JSON report(s) to embed, comma-separated")
+    ap.add_argument("--notes", default=None)
+    a = ap.parse_args(argv)
+    evaluation = None
+    if a.eval:
+        evaluation = {Path(p).stem: json.loads(Path(p).read_text()) for p in a.eval.split(",")}
+    card = ship_tas(a.run, a.dest, a.name, a.data_command, steps=a.steps,
+                    guidance_scale=a.guidance_scale, seed=a.seed, evaluation=evaluation,
+                    notes=a.notes)
+    print(json.dumps({k: card[k] for k in ("name", "revision", "parameters", "sampling")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The shipped TAS systems: registered, ≤ 25 MB, card with commands/data/log, load and run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+NAMES = ["tas-demo", "tas-notext-demo", "tas-noflip-demo"]
+KIND = {"tas-demo": "tas", "tas-notext-demo": "tas-notext", "tas-noflip-demo": "tas-noflip"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_tas_folder_and_card(name: str) -> None:
+    from baselines.registry import SHIPPED, SYSTEMS, describe, load_system
+
+    assert name in SYSTEMS.names()
+    folder = SHIPPED[name]
+    assert (folder / "model.safetensors").stat().st_size <= 25 * 2**20
+    card = json.loads((folder / "card.json").read_text())
+    for key in ("command", "data_command", "training_data", "seed", "git_commit", "revision",
+                "sampling"):
+        assert card.get(key) is not None, key
+    assert card["kind"] == KIND[name] and card["training_log"] == "train_log.csv"
+    assert f"train {KIND[name]} " in card["command"] and "--config baselines/tas/demo_config.json" in card["command"]
+    run = json.loads((folder / "run.json").read_text())
+    assert card["training_data"] == run["data_fingerprint"] and card["data_command"].count(
+        run["data_fingerprint"]) == 1
+    assert card["sampling"]["steps"] >= 1 and card["sampling"]["guidance_scale"] == 2.5
+    s = load_system(name)
+    live = s.card()
+    assert live["revision"] == describe(name)["revision"] == card["revision"] == run["revision"]
+    assert live["sampling"] == card["sampling"]
+    mono = (np.random.default_rng(0).standard_normal(5000) * 0.1).astype(np.float32)
+    y = s.spatialize(mono, "The bell is located left, front, above, 2m away.", 16000)
+    assert y.shape == (2, 5000) and np.isfinite(y).all()
+    np.testing.assert_allclose(y[0] + y[1], mono, atol=1e-5)
