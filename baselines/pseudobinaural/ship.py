@@ -1,12 +1,10 @@
-"""Package a finished run of any system kind as a shipped checkpoint folder (how
-``pseudobinaural-demo`` and the ``tas-*-demo`` systems were made).
+"""Package a finished run as a shipped checkpoint folder (how ``pseudobinaural-demo`` was made).
 
-``python -m baselines.pseudobinaural.ship RUN DEST --name NAME --data-command "..." [--eval REPORT.json]``
-copies the run's top-level files (``model.safetensors``, ``config.json``, ``run.json``, any file
-the kind writes beside the weights such as TAS's ``tas_config.json``; not ``data.json``) and
-the metrics log (as ``train_log.csv``) into DEST, loads DEST with its kind's loader and writes
-``card.json``: the system card plus the exact data and training commands, the seed, the git
-commit and the training-data fingerprint, and optionally the evaluation report(s).
+``python -m baselines.pseudobinaural.ship RUN DEST --data-command "..." [--eval REPORT.json]``
+copies ``model.safetensors``, ``config.json``, ``run.json`` and the metrics log (as
+``train_log.csv``) into DEST and writes ``card.json``: the system card plus the exact data and
+training commands, the seed, the git commit and the training-data fingerprint, and optionally
+the evaluation report written by :mod:`baselines.pseudobinaural.demo_eval`.
 """
 
 from __future__ import annotations
@@ -18,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from baselines.pseudobinaural.system import load_checkpoint_dir
 from tas_bench.errors import TasBenchError
 from tas_bench.fileio import write_json_atomic
-from tas_bench.runs import DATA_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, load_run, read_json
+from tas_bench.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, read_json
 
 #: Largest checkpoint the package may ship (bytes).
 MAX_SHIPPED_BYTES = 25 * 2**20
@@ -34,13 +33,10 @@ def ship(run: str | Path, dest: str | Path, name: str, data_command: str,
     if (run / MODEL_FILE).stat().st_size > MAX_SHIPPED_BYTES:
         raise TasBenchError("checkpoint larger than 25 MB; too big to ship", path=run / MODEL_FILE)
     dest.mkdir(parents=True, exist_ok=True)
-    files = [(p.name, p.name) for p in sorted(run.iterdir())
-             if p.is_file() and p.name not in (DATA_FILE, METRICS_FILE) and ".tas-tmp." not in p.name]
-    for src, dst in [*files, (METRICS_FILE, "train_log.csv")]:
+    for src, dst in ((MODEL_FILE, MODEL_FILE), (CONFIG_FILE, CONFIG_FILE), (RUN_FILE, RUN_FILE),
+                     (METRICS_FILE, "train_log.csv")):
         shutil.copyfile(run / src, dest / dst)
-    import baselines.registry  # noqa: F401  (registers the kinds load_run dispatches on)
-
-    card = load_run(dest, name=name).card()
+    card = load_checkpoint_dir(dest, name=name).card()
     card.update({
         "data_command": data_command,
         "command": rec.get("command"),
