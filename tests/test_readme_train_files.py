@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 from baselines.pseudobinaural.train import METRIC_FIELDS
-from baselines.tas.train import METRIC_FIELDS as TAS_METRIC_FIELDS
 from baselines.registry import SHIPPED
+from baselines.tas.train import METRIC_FIELDS as TAS_METRIC_FIELDS
 from tas_bench.runs import CONFIG_FILE, METRICS_FILE, RUN_FILE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
