@@ -85,7 +85,7 @@ def ship(run: str | Path, dest: str | Path, name: str, data_command: str,
     return card
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, max_bytes: int = MAX_SHIPPED_BYTES) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("dest")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = None
     if a.eval:
         evaluation = {Path(p).stem: json.loads(Path(p).read_text()) for p in a.eval.split(",")}
-    card = ship(a.run, a.dest, a.name, a.data_command, evaluation, a.notes)
+    card = ship(a.run, a.dest, a.name, a.data_command, evaluation, a.notes, max_bytes)
     print(json.dumps({k: card.get(k) for k in ("name", "revision", "parameters")}))
     return 0
 

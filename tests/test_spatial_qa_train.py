@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import torch
 from qa_tiny import TINY, make_qa_dataset, train_tiny
+from runkill import dies_after_first_checkpoint
 
 from evaluators.spatial_qa.assessor import load_assessor_run
 from evaluators.spatial_qa.train import resolve_assessor_config
-from tas_bench import runs
 from tas_bench.cli import main
 from tas_bench.errors import TasBenchError
 
@@ -48,21 +48,9 @@ def test_train_load_and_answer(tiny_data: Path, tmp_path: Path) -> None:
 def test_resume_after_kill_gives_the_same_weights(tiny_data: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _train(tiny_data, tmp_path / "straight")
-    real = runs.save_checkpoint
-    calls = {"n": 0}
-
-    def dying(*a: Any, **k: Any) -> Any:  # the process dies right after its first checkpoint
-        out = real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt
-        return out
-
-    monkeypatch.setattr(runs, "save_checkpoint", dying)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_after_first_checkpoint(monkeypatch):
         _train(tiny_data, tmp_path / "killed")
     assert not (tmp_path / "killed" / "model.safetensors").exists()
-    monkeypatch.setattr(runs, "save_checkpoint", real)
     rec = _train(tiny_data, tmp_path / "killed")
     assert rec["resumed_from"] == 2
     a = (tmp_path / "straight" / "model.safetensors").read_bytes()

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from runkill import dies_after_first_checkpoint
 from test_systems_api import make_dataset
 
 from baselines.tas.train import cue_agreement, ild_db, itd_s, resolve_config, train_tas
@@ -48,21 +49,9 @@ def _train(data: Path, out: Path, kind: str = "tas", **over: Any) -> dict[str, A
 def test_resume_after_kill_gives_the_same_weights(data: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     straight = _train(data, tmp_path / "straight")
-    real = runs.save_checkpoint
-    calls = {"n": 0}
-
-    def dying(*a: Any, **k: Any) -> Any:  # the process dies right after its first checkpoint
-        out = real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt
-        return out
-
-    monkeypatch.setattr(runs, "save_checkpoint", dying)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_after_first_checkpoint(monkeypatch):
         _train(data, tmp_path / "killed")
     assert not (tmp_path / "killed" / "model.safetensors").exists()
-    monkeypatch.setattr(runs, "save_checkpoint", real)
     rec = _train(data, tmp_path / "killed")
     assert rec["resumed_from"] == 2 and rec["steps"] == 4 and straight["resumed_from"] == 0
     a = (tmp_path / "straight" / "model.safetensors").read_bytes()
