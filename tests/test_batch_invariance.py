@@ -30,9 +30,7 @@ def _system_names() -> list[str]:
 
 
 def _load(name: str):
-    from baselines.registry import load_system
-
-    from baselines.registry import SHIPPED
+    from baselines.registry import SHIPPED, load_system
 
     try:
         system = load_system(name)
