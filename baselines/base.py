@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.audio_io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.audio_io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample
+from tas_bench.runtime.errors import TasBenchError
 
 #: Longest prompt accepted at all (characters); longer ones are cut here before tokenising.
 MAX_PROMPT_CHARS = 4096

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from baselines.base import System, compose_binaural
-from tas_bench.fileio import stable_hash
+from tas_bench.runtime.fileio import stable_hash
 
 _VERSION = 1
 

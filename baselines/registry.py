@@ -4,9 +4,9 @@
   (lazy ``"module:attr"`` strings; third parties add entries through the entry-point group
   ``tas_bench.systems``).
 * The trainable kinds of the baselines (``tas-bench train KIND``) are registered here into
-  :data:`tas_bench.runs.KINDS`, each with its train and load function (lazy references).
+  :data:`tas_bench.runtime.runs.KINDS`, each with its train and load function (lazy references).
 * Runs registered with ``tas-bench register NAME RUN`` are loaded by their kind through
-  :func:`tas_bench.runs.load_registered`; records live in :mod:`tas_bench.systems_store`.
+  :func:`tas_bench.runtime.runs.load_registered`; records live in :mod:`tas_bench.runtime.systems_store`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tas_bench import runs, systems_store
-from tas_bench.errors import TasBenchError
-from tas_bench.registry import Registry
+from tas_bench.runtime import runs, systems_store
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.registry import Registry
 
 SYSTEMS: Registry = Registry("system", "tas_bench.systems")
 SYSTEMS.register("mono-mono", "baselines.mono_mono:MonoMono")
@@ -107,6 +107,6 @@ def register_run(name: str, run: str | Path) -> dict[str, Any]:
 
     Refuses a built-in name, a folder that is not a finished run of a known system kind, a
     checkpoint whose sha256 differs from the run's record, or a config.json that does not match
-    it (:func:`tas_bench.runs.register_run`).
+    it (:func:`tas_bench.runtime.runs.register_run`).
     """
     return runs.register_run(name, run, expect_role="system", reserved=SYSTEMS.names())

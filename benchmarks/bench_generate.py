@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from baselines.pseudobinaural.train import train_pseudobinaural
-from tas_bench.generate import generate_predictions
-from tas_bench.simulate import simulate_dataset
+from tas_bench.data.simulate import simulate_dataset
+from tas_bench.pipeline.generate import generate_predictions
 
 SYSTEMS = ("mono-mono", "pseudobinaural-demo")
 
@@ -103,8 +103,8 @@ def bench_tas(data: Path, tmp: Path, steps: int) -> None:
 
     from baselines.registry import load_system
     from baselines.tas.train import train_tas
-    from tas_bench.audio_io import read_audio
-    from tas_bench.manifest import load_dataset
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.runtime.audio_io import read_audio
 
     system = load_system("tas-demo")
     pipe = system.pipeline

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _simulate(out: Path, n: int, seconds: float) -> None:
-    from tas_bench.simulate import simulate_dataset
+    from tas_bench.data.simulate import simulate_dataset
 
     simulate_dataset(out, preset="demo", seed=7, n_train=0, n_val=0, n_test=n, duration=seconds,
                      progress=False, force=True)
@@ -39,8 +39,8 @@ def _simulate(out: Path, n: int, seconds: float) -> None:
 
 def _predictions(data: Path, pred: Path) -> None:
     """Mono-Mono outputs plus a little noise (so no distance is exactly zero)."""
-    from tas_bench.audio_io import read_audio, write_wav
-    from tas_bench.manifest import load_dataset
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.runtime.audio_io import read_audio, write_wav
 
     ds = load_dataset(data)
     rng = np.random.default_rng(0)
@@ -54,8 +54,8 @@ def _predictions(data: Path, pred: Path) -> None:
 
 def _inputs(data: Path, pred: Path, sr: int):  # noqa: ANN202
     from evaluators.base import ClipInput
-    from tas_bench.audio_io import read_audio
-    from tas_bench.manifest import load_dataset
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.runtime.audio_io import read_audio
 
     ds = load_dataset(data)
     out = []
@@ -101,7 +101,7 @@ def _register_random_backbones(root: Path) -> dict[str, str]:
 
     from evaluators.generation.cnn14 import build_cnn14
     from evaluators.generation.vggish import build_vggish
-    from tas_bench.weights import add_weight
+    from tas_bench.runtime.weights import add_weight
 
     torch.manual_seed(0)
     root.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def bench_backbones(inputs) -> None:  # noqa: ANN001
 def _score_cmd(data: Path, pred: Path, out: Path, cache: Path, evaluators: list[str],
                config: dict | None = None) -> list[str]:
     code = ("import resource, sys, time, json; from pathlib import Path; "
-            "from tas_bench.scoring import ScoreOptions, score; t=time.perf_counter(); "
+            "from tas_bench.pipeline.scoring import ScoreOptions, score; t=time.perf_counter(); "
             f"s = score(ScoreOptions(data=Path({str(data)!r}), pred=Path({str(pred)!r}), out=Path({str(out)!r}), "
             f"evaluators={evaluators!r}, evaluator_config={config or {}!r}, cache_dir=Path({str(cache)!r}), progress=False)); "
             "print(json.dumps({'seconds': time.perf_counter()-t, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, 'misses': s.cache_misses}))")

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tas_bench.simulate import default_workers, simulate_dataset
-from tas_bench.source_corpus import build_corpus
+from tas_bench.data.simulate import default_workers, simulate_dataset
+from tas_bench.data.source_corpus import build_corpus
 
 TARGET = 20.0
 

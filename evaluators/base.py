@@ -3,7 +3,7 @@
 An evaluator turns (prediction, reference, manifest clip) into per-clip metric values and
 optionally per-clip arrays (embeddings, logits) from which corpus-level metrics are computed.
 
-Life cycle, driven by :mod:`tas_bench.scoring`:
+Life cycle, driven by :mod:`tas_bench.pipeline.scoring`:
 
 1. ``ev = Cls(**config)``; ``ev.config()`` is recorded in results and hashed into cache keys.
 2. ``ev.check_requirements(dataset)`` returns ``None`` or the reason it cannot run
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from tas_bench.manifest import Clip, Dataset
+    from tas_bench.data.manifest import Clip, Dataset
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Evaluator(ABC):
 
     def __init__(self, **config: Any) -> None:
         if config:
-            from tas_bench.errors import TasBenchError
+            from tas_bench.runtime.errors import TasBenchError
 
             raise TasBenchError(f"evaluator {self.name!r} takes no option(s) {sorted(config)}")
 
@@ -124,7 +124,7 @@ class Evaluator(ABC):
 
     # ---- optional hooks -------------------------------------------------------------------
     #: Set by the runner before any ``process_batch``: the score cache (an
-    #: :class:`tas_bench.cache.OutputCache`; disabled when scoring with ``--no-cache``), for
+    #: :class:`tas_bench.runtime.cache.OutputCache`; disabled when scoring with ``--no-cache``), for
     #: sub-results that depend on fewer inputs than a clip's key (e.g. answers on the reference
     #: audio, the same for every system). Keys must hold everything the sub-result depends on.
     aux_cache: Any = None

@@ -70,10 +70,10 @@ from evaluators.localiser import (
     band_edges,
     interaural_cues,
 )
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 if TYPE_CHECKING:
-    from tas_bench.manifest import Clip, Dataset
+    from tas_bench.data.manifest import Clip, Dataset
 
 LOCALISED_CATEGORY = "single_doa_de"
 DEFAULT_HRTF = "kemar"
@@ -93,8 +93,8 @@ def is_localisable(clip: Clip) -> bool:
 
 def hrtf_spec(clip: Clip) -> str:
     """The HRTF to load for a clip: a known name, else the recorded path, else ``"kemar"``."""
-    from tas_bench.hrtf import KNOWN_HRTFS
-    from tas_bench.sphere_head import is_sphere_spec
+    from tas_bench.data.hrtf import KNOWN_HRTFS
+    from tas_bench.data.sphere_head import is_sphere_spec
 
     info = clip.hrtf or {}
     name = info.get("name")
@@ -172,7 +172,7 @@ class SpatialCueEvaluator(Evaluator):
     def _localiser(self, spec: str) -> Localiser:
         loc = self._localisers.get(spec)
         if loc is None:
-            from tas_bench.hrtf import load_hrtf
+            from tas_bench.data.hrtf import load_hrtf
 
             loc = Localiser.from_hrtf(load_hrtf(spec, self.sample_rate), self.sample_rate)
             self._localisers[spec] = loc
@@ -234,7 +234,7 @@ class SpatialCueEvaluator(Evaluator):
         nan = dict.fromkeys(LOCALISER_METRICS, math.nan)
         if not is_localisable(clip):
             return nan
-        from tas_bench.geometry import direction_words
+        from tas_bench.data.geometry import direction_words
 
         src = clip.sources[0]
         truth = tuple(src.direction) if src.direction else direction_words(src.azimuth, src.elevation)

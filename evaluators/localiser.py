@@ -58,11 +58,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.fft as sfft
 
-from tas_bench.errors import TasBenchError
-from tas_bench.geometry import direction_words
+from tas_bench.data.geometry import direction_words
+from tas_bench.runtime.errors import TasBenchError
 
 if TYPE_CHECKING:
-    from tas_bench.hrtf import Hrtf
+    from tas_bench.data.hrtf import Hrtf
 
 MAX_ITD_S = 1e-3
 SILENCE_RMS = 1e-6

@@ -3,8 +3,8 @@ group ``tas_bench.evaluators`` or ``EVALUATORS.register``."""
 
 from __future__ import annotations
 
-from tas_bench import runs
-from tas_bench.registry import Registry
+from tas_bench.runtime import runs
+from tas_bench.runtime.registry import Registry
 
 EVALUATORS: Registry = Registry("evaluator", "tas_bench.evaluators")
 
@@ -18,7 +18,7 @@ _BUILTIN = {
 for _name, _ref in _BUILTIN.items():
     EVALUATORS.register(_name, _ref)
 
-# The spatial-QA assessor is trained and registered like the systems (tas_bench.runs).
+# The spatial-QA assessor is trained and registered like the systems (tas_bench.runtime.runs).
 runs.register_kind(runs.KindSpec(
     "assessor", role="assessor",
     description="spatial-QA assessor: Spatial-AST-shaped encoder + Q-Former + causal LM",

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from evaluators.base import ClipInput, ClipOutput, Evaluator, MetricSpec
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 PAD_MODES = ("reflect", "constant")
 SNR_EPS = 1e-4

@@ -33,8 +33,8 @@ from leaderboard.tables import (
     row_anchor,
     table_frame,
 )
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import write_json_atomic, write_text_atomic
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,7 +6,7 @@ incomplete results, duplicate system+dataset, NaN metric values, unreadable per_
 collected as :class:`BoardProblem` with the path they concern; the good folders are still read.
 A folder that is not all of one run (a file whose sha256 differs from the ``files`` map of its
 results.json, e.g. a ``per_clip.csv`` written by a later, killed run) is left out with the file
-and the reason (:func:`tas_bench.results.check_results_files`); schema 1.0 files, which have no
+and the reason (:func:`tas_bench.runtime.results.check_results_files`); schema 1.0 files, which have no
 map, are read with a warning.
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tas_bench.results import PER_CLIP_NAME, RESULTS_NAME, check_results_files
-from tas_bench.results import READABLE_SCHEMAS as SCHEMA_VERSIONS
+from tas_bench.runtime.results import PER_CLIP_NAME, RESULTS_NAME, check_results_files
+from tas_bench.runtime.results import READABLE_SCHEMAS as SCHEMA_VERSIONS
 
 #: Per-clip columns that describe the signals rather than rank systems (shown, never bolded).
 INFORMATIONAL = frozenset({"itd_pred_us", "itd_ref_us", "ild_pred_db", "ild_ref_db"})

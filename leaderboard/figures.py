@@ -127,9 +127,9 @@ def itd_ild_figure(itd_ref: np.ndarray, itd_pred: np.ndarray, ild_ref: np.ndarra
 
 def system_figures(r: MeasuredResult, *, max_clips: int = 2, max_cue_clips: int = 64) -> FigureSet:
     """Draw the figures of one measured system; never raises for missing/bad input files."""
-    from tas_bench.audio_io import read_audio
-    from tas_bench.errors import TasBenchError
-    from tas_bench.manifest import load_dataset
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.runtime.audio_io import read_audio
+    from tas_bench.runtime.errors import TasBenchError
 
     out = FigureSet()
     if not r.dataset_path or not Path(r.dataset_path).is_dir():

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import read_json_object
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import read_json_object
 
 PUBLISHED_PATH = Path(__file__).with_name("published_rows.json")
 

@@ -1,7 +1,7 @@
 """tas-bench: benchmark suite for text-guided audio spatialization.
 
 Importing this package is cheap: no torch, no pandas, no network, no file downloads. The
-Python API (:mod:`tas_bench.api`) is loaded on first use of one of its names::
+Python API (:mod:`tas_bench.pipeline.api`) is loaded on first use of one of its names::
 
     import tas_bench
     data = tas_bench.simulate("data", n_train=0, n_val=0, n_test=4, duration=1.0)
@@ -12,16 +12,14 @@ Python API (:mod:`tas_bench.api`) is loaded on first use of one of its names::
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from tas_bench.errors import TasBenchError  # noqa: E402
+from tas_bench.runtime.errors import TasBenchError  # noqa: E402
 
 if TYPE_CHECKING:
-    from tas_bench.api import (
+    from tas_bench.pipeline.api import (
         Dataset,
         Predictions,
         Results,
@@ -41,28 +39,10 @@ __all__ = ["Dataset", "Predictions", "Results", "TasBenchError", "__version__", 
 _API = frozenset(__all__) - {"TasBenchError", "__version__"}
 
 
-class _Package(types.ModuleType):
-    """The ``tas_bench`` module object. ``simulate`` and ``generate`` are API functions and
-    also the names of submodules (:mod:`tas_bench.simulate`, :mod:`tas_bench.generate`);
-    importing a submodule makes Python set it as an attribute of the package, which would
-    hide the function. Those two assignments are ignored: the submodules stay reachable
-    through ``sys.modules`` (``from tas_bench.simulate import ...`` and
-    ``importlib.import_module("tas_bench.simulate")`` work as usual)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_SHADOWED = frozenset({"simulate", "generate"})
-sys.modules[__name__].__class__ = _Package
-
-
 def __getattr__(name: str) -> Any:
     # PEP 562: the API module (and what it imports) loads on first use, not at import
     if name in _API:
-        from tas_bench import api
+        from tas_bench.pipeline import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'tas_bench' has no attribute {name!r}")

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.audio_io import write_wav
-from tas_bench.geometry import direction_words
-from tas_bench.manifest import Provenance, Source, write_manifest
+from tas_bench.data.geometry import direction_words
+from tas_bench.data.manifest import Provenance, Source, write_manifest
+from tas_bench.runtime.audio_io import write_wav
 
 
 def src(label: str, az: float, el: float, d: float) -> Source:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tas_bench import runs
+from tas_bench.runtime import runs
 
 
 @contextlib.contextmanager

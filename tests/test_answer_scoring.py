@@ -1,4 +1,4 @@
-"""Answer scoring (``tas_bench.qa.answer_correct``) case by case: every DOA word on its own,
+"""Answer scoring (``tas_bench.data.qa.answer_correct``) case by case: every DOA word on its own,
 answers holding several numbers, units, yes/no with extra words, labels with punctuation.
 
 Each expected outcome is written out here; the rules are the ones documented in
@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 
-from tas_bench.qa import answer_correct, parse_direction, parse_distance
+from tas_bench.data.qa import answer_correct, parse_direction, parse_distance
 
 TRUTH_DOA = "left, front, above"
 OTHER = {"left": "right", "right": "left", "front": "behind", "behind": "front",

@@ -17,8 +17,8 @@ import pytest
 from datagen import make_dataset, write_predictions
 
 import tas_bench
-from tas_bench.cli import main
-from tas_bench.errors import TasBenchError
+from tas_bench.pipeline.cli import main
+from tas_bench.runtime.errors import TasBenchError
 
 ROOT = Path(__file__).resolve().parent.parent
 EVS = ["signal", "cues"]
@@ -61,11 +61,11 @@ def test_import_loads_no_torch() -> None:
             "assert 'torch' not in sys.modules, 'import tas_bench imported torch'\n"
             "assert 'pandas' not in sys.modules, 'import tas_bench imported pandas'\n"
             "assert callable(tas_bench.score) and tas_bench.Results\n"  # the API module itself
-            "assert 'torch' not in sys.modules, 'tas_bench.api imported torch'\n"
+            "assert 'torch' not in sys.modules, 'tas_bench.pipeline.api imported torch'\n"
             "print(sorted(tas_bench.__all__))\n"
             # importing the submodules of the same names does not hide the functions
-            "from tas_bench.simulate import simulate_dataset\n"
-            "import tas_bench.generate, tas_bench.api as api\n"
+            "from tas_bench.data.simulate import simulate_dataset\n"
+            "import tas_bench.pipeline.generate, tas_bench.pipeline.api as api\n"
             "assert tas_bench.simulate is api.simulate and tas_bench.generate is api.generate\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)

@@ -18,7 +18,7 @@ from torch import nn
 from evaluators.generation import vggish as V
 from evaluators.generation.checkpoints import load_into, load_state_dict_file
 from evaluators.generation.cnn14 import CONFIGS, build_cnn14
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_systems_api import make_dataset
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 SR = 16000
 # different lengths (shorter than a 0.63 s window, several windows, more windows than one
@@ -87,7 +87,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", _system_names())
 def test_generate_batch_size_and_regeneration_give_same_bytes(name: str, data: Path,
                                                               tmp_path: Path) -> None:
-    from tas_bench.generate import generate_predictions
+    from tas_bench.pipeline.generate import generate_predictions
 
     system = _load(name)
     generate_predictions(system, data, tmp_path / "b1", batch_size=1, progress=False)
@@ -111,7 +111,7 @@ def test_scratch_text_vector_ignores_padding_of_its_batch() -> None:
     """A prompt's vector is the same padded in a batch of longer prompts as alone (packed GRU)."""
     import torch
 
-    from tas_bench.text import ScratchTextEncoder, build_vocab
+    from tas_bench.runtime.text import ScratchTextEncoder, build_vocab
 
     prompts = ["left", "the dog is on the far right behind you and a bit above", "right front"]
     torch.manual_seed(0)

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from evaluators.base import ClipOutput, Evaluator, MetricSpec
 from evaluators.registry import EVALUATORS
-from tas_bench.cache import CACHE_FORMAT, OutputCache, decode_entry, encode_entry
-from tas_bench.errors import TasBenchError
-from tas_bench.scoring import ScoreOptions, score
+from tas_bench.pipeline.scoring import ScoreOptions, score
+from tas_bench.runtime.cache import CACHE_FORMAT, OutputCache, decode_entry, encode_entry
+from tas_bench.runtime.errors import TasBenchError
 
 CALLS: Counter[str] = Counter()
 
@@ -207,7 +207,7 @@ def test_file_in_place_of_the_cache_folder_is_an_error_naming_it(tmp_path: Path)
 
 
 def test_unwritable_entry_is_an_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tas_bench.cache as cache_mod
+    import tas_bench.runtime.cache as cache_mod
 
     def full(path, data):  # noqa: ANN001, ANN202
         raise OSError(28, "No space left on device")
@@ -285,7 +285,7 @@ def test_rescore_over_damaged_entries_recomputes_them(tmp_path: Path, scored, da
 
 
 def test_cli_file_in_place_of_the_cache_folder(tmp_path: Path, scored, capsys) -> None:  # noqa: ANN001
-    from tas_bench.cli import main
+    from tas_bench.pipeline.cli import main
 
     data, pred, _, _ = scored
     blocker = tmp_path / "blocker"

@@ -23,12 +23,12 @@ from datagen import binaural_noise, make_dataset, write_predictions
 
 from evaluators.base import ClipOutput, Evaluator, MetricSpec
 from evaluators.registry import EVALUATORS
-from tas_bench import scoring
-from tas_bench.audio_io import write_wav
-from tas_bench.cache import OutputCache
-from tas_bench.geometry import direction_words
-from tas_bench.manifest import MANIFEST_NAME
-from tas_bench.scoring import ScoreOptions, score
+from tas_bench.data.geometry import direction_words
+from tas_bench.data.manifest import MANIFEST_NAME
+from tas_bench.pipeline import scoring
+from tas_bench.pipeline.scoring import ScoreOptions, score
+from tas_bench.runtime.audio_io import write_wav
+from tas_bench.runtime.cache import OutputCache
 
 N = 3
 SECONDS = 0.25
@@ -364,7 +364,7 @@ def test_adding_a_clip_computes_only_that_clip(world: World) -> None:
 
 def test_clip_order_changes_only_the_corpus_key(world: World) -> None:
     """Per-clip keys do not depend on the order; the corpus key does, by design (float sums
-    are only equal to the last bit in the same order; see tas_bench.cache)."""
+    are only equal to the last bit in the same order; see tas_bench.runtime.cache)."""
     world.score([PLAIN])
     world.edit_manifest(lambda rs: rs.reverse())
     calls, computes, new, _ = world.score([PLAIN])

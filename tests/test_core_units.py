@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluators.base import ClipOutput
-from tas_bench.audio_io import read_audio, resample, write_wav
-from tas_bench.cache import OutputCache
-from tas_bench.errors import AudioError, TasBenchError
-from tas_bench.geometry import boundary_margin, direction_words, great_circle_deg, wrap_azimuth
-from tas_bench.registry import Registry
-from tas_bench.stats import summarize
+from tas_bench.data.geometry import boundary_margin, direction_words, great_circle_deg, wrap_azimuth
+from tas_bench.runtime.audio_io import read_audio, resample, write_wav
+from tas_bench.runtime.cache import OutputCache
+from tas_bench.runtime.errors import AudioError, TasBenchError
+from tas_bench.runtime.registry import Registry
+from tas_bench.runtime.stats import summarize
 
 
 def test_read_audio_rejects_bad_files(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_wrap_and_margin(az: float, el: float) -> None:
 
 def test_registry_lazy_decorator_and_unknown() -> None:
     reg: Registry = Registry("thing", "tas_bench.no_such_group")
-    reg.register("lazy", "tas_bench.geometry:wrap_azimuth")
+    reg.register("lazy", "tas_bench.data.geometry:wrap_azimuth")
 
     @reg.register("direct")
     def direct() -> int:
@@ -126,10 +126,10 @@ def test_registry_reads_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     built-in of the same name."""
     from importlib.metadata import EntryPoint
 
-    import tas_bench.registry as registry_mod
+    import tas_bench.runtime.registry as registry_mod
 
-    eps = [EntryPoint("third-party", "tas_bench.geometry:great_circle_deg", "tas_bench.test_group"),
-           EntryPoint("builtin", "tas_bench.geometry:boundary_margin", "tas_bench.test_group")]
+    eps = [EntryPoint("third-party", "tas_bench.data.geometry:great_circle_deg", "tas_bench.test_group"),
+           EntryPoint("builtin", "tas_bench.data.geometry:boundary_margin", "tas_bench.test_group")]
     seen: list[str] = []
 
     def fake_entry_points(*, group: str) -> list[EntryPoint]:
@@ -138,7 +138,7 @@ def test_registry_reads_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(registry_mod, "entry_points", fake_entry_points)
     reg: Registry = Registry("plugin", "tas_bench.test_group")
-    reg.register("builtin", "tas_bench.geometry:wrap_azimuth")
+    reg.register("builtin", "tas_bench.data.geometry:wrap_azimuth")
     assert reg.names() == ["builtin", "third-party"] and seen == ["tas_bench.test_group"]
     assert reg.get("third-party") is great_circle_deg
     assert reg.get("builtin") is wrap_azimuth

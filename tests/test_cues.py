@@ -24,10 +24,10 @@ from evaluators.localiser import (
     lateral_decision,
 )
 from evaluators.registry import EVALUATORS
-from tas_bench.errors import TasBenchError
-from tas_bench.geometry import direction_words
-from tas_bench.hrtf import KNOWN_HRTFS, Hrtf
-from tas_bench.manifest import Dataset, parse_clip
+from tas_bench.data.geometry import direction_words
+from tas_bench.data.hrtf import KNOWN_HRTFS, Hrtf
+from tas_bench.data.manifest import Dataset, parse_clip
+from tas_bench.runtime.errors import TasBenchError
 
 FS = 16000
 HAVE_KEMAR = Path(KNOWN_HRTFS["kemar"]).is_file()
@@ -197,7 +197,7 @@ def test_localiser_rejects_rate_mismatch_and_silence() -> None:
 
 @pytest.mark.skipif(not HAVE_KEMAR, reason="libmysofa1 KEMAR not installed")
 def test_localiser_on_kemar_renders() -> None:
-    from tas_bench.hrtf import load_hrtf
+    from tas_bench.data.hrtf import load_hrtf
 
     h = load_hrtf("kemar", FS)
     loc = Localiser.from_hrtf(h, FS)
@@ -364,7 +364,7 @@ def test_check_requirements_and_config(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAVE_KEMAR, reason="libmysofa1 KEMAR not installed")
 def test_kemar_resolution_and_sha_check(tmp_path: Path) -> None:
-    from tas_bench.hrtf import load_hrtf
+    from tas_bench.data.hrtf import load_hrtf
 
     sha = load_hrtf("kemar", FS).sha256
     ok = Dataset(tmp_path, [_clip(hrtf={"name": "kemar", "sha256": sha}), _clip("d", hrtf=None)], {})
@@ -422,7 +422,7 @@ def test_registered_and_specs() -> None:
 def test_scoring_runner_end_to_end(tmp_path: Path, mode: str) -> None:
     from datagen import make_dataset, write_predictions
 
-    from tas_bench.scoring import ScoreOptions, score
+    from tas_bench.pipeline.scoring import ScoreOptions, score
 
     data, pred = tmp_path / "data", tmp_path / "pred"
     recs = make_dataset(data, n=4)  # noise at +-60 degrees: near ear leads by 8 samples, far -6 dB

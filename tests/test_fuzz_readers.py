@@ -19,10 +19,10 @@ from datagen import make_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import read_json_object
-from tas_bench.manifest import check_manifest, load_dataset, write_manifest
-from tas_bench.validate import validate_dataset
+from tas_bench.data.manifest import check_manifest, load_dataset, write_manifest
+from tas_bench.data.validate import validate_dataset
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import read_json_object
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -1,6 +1,6 @@
 """Fuzzing the audio readers (issue 8): random bytes and mutated valid WAV files (cut, header
 bytes flipped, rate/channels/bits/block-align/size fields rewritten) given to
-:func:`tas_bench.audio_io.read_audio` / :func:`probe_audio` and to the scoring runner's
+:func:`tas_bench.runtime.audio_io.read_audio` / :func:`probe_audio` and to the scoring runner's
 prediction loader either read as audio or raise a :class:`TasBenchError` - never another
 exception, never a hang. Inputs are at most a few kB and rates are range-checked before
 resampling, so each example is bounded in time and memory (hypothesis deadline off, since a
@@ -19,9 +19,9 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tas_bench.audio_io import Audio, probe_audio, read_audio
-from tas_bench.errors import TasBenchError
-from tas_bench.scoring import _Item, _Scorer
+from tas_bench.pipeline.scoring import _Item, _Scorer
+from tas_bench.runtime.audio_io import Audio, probe_audio, read_audio
+from tas_bench.runtime.errors import TasBenchError
 
 # an exception inside a libsndfile I/O callback is only printed ("Exception ignored ...", a
 # traceback on the user's terminal): make it fail the test

@@ -18,8 +18,8 @@ from evaluators.generation.cnn14 import build_cnn14
 from evaluators.generation.divergences import KL_EPS, inception_score, kl_softmax
 from evaluators.generation.evaluator import MIN_SAMPLES, GenerationEvaluator, split_channels
 from evaluators.generation.vggish import build_vggish
-from tas_bench import weights as W
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime import weights as W
+from tas_bench.runtime.errors import TasBenchError
 
 SR = 16000
 CNN = "rand_cnn14.safetensors"

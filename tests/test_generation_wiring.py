@@ -30,9 +30,9 @@ from datagen import clip_record
 from evaluators.base import ClipInput
 from evaluators.generation.evaluator import GenerationEvaluator
 from evaluators.registry import EVALUATORS
-from tas_bench.audio_io import write_wav
-from tas_bench.manifest import write_manifest
-from tas_bench.scoring import ScoreOptions, score
+from tas_bench.data.manifest import write_manifest
+from tas_bench.pipeline.scoring import ScoreOptions, score
+from tas_bench.runtime.audio_io import write_wav
 
 SR = 16000
 N = 32000  # 2 s at 16 kHz: exactly the toolbox's minimum length, so no padding

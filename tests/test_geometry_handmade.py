@@ -16,10 +16,10 @@ import math
 import numpy as np
 import pytest
 
-from tas_bench.geometry import direction_words, format_distance
-from tas_bench.manifest import Provenance, QAItem, Source
-from tas_bench.prompts import TEMPLATES, check_prompt, make_prompt, position, prompt_facts
-from tas_bench.qa import QUESTION_TYPES, check_qa, make_qa
+from tas_bench.data.geometry import direction_words, format_distance
+from tas_bench.data.manifest import Provenance, QAItem, Source
+from tas_bench.data.prompts import TEMPLATES, check_prompt, make_prompt, position, prompt_facts
+from tas_bench.data.qa import QUESTION_TYPES, check_qa, make_qa
 
 DOG, BELL = "dog", "church bell"
 #: Relation words, written out: (word when the subject has the larger coordinate, smaller).

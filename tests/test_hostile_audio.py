@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 from datagen import make_dataset, write_predictions
 
-import tas_bench.audio_io as audio_io
-from tas_bench.audio_io import probe_audio, read_audio, write_wav
-from tas_bench.cli import EXIT_BROKEN_PIPE, main
-from tas_bench.errors import AudioError
-from tas_bench.fileio import TMP_MARK, _host
+import tas_bench.runtime.audio_io as audio_io
+from tas_bench.pipeline.cli import EXIT_BROKEN_PIPE, main
+from tas_bench.runtime.audio_io import probe_audio, read_audio, write_wav
+from tas_bench.runtime.errors import AudioError
+from tas_bench.runtime.fileio import TMP_MARK, _host
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,7 +190,7 @@ def test_score_refuses_a_fifo_reference_without_hanging(data_pred, tmp_path: Pat
     ref.unlink()
     os.mkfifo(ref)
     # before the fix this blocked forever in open(); the timeout turns a hang into a failure
-    proc = subprocess.run([sys.executable, "-m", "tas_bench.cli", *_score_args(
+    proc = subprocess.run([sys.executable, "-m", "tas_bench.pipeline.cli", *_score_args(
         data, pred, tmp_path / "res", tmp_path / "c")], env=_env(), capture_output=True,
         text=True, timeout=120)
     _one_line_error(proc.returncode, proc.stderr, "clip001.wav", "reference audio of clip clip001",
@@ -291,7 +291,7 @@ def test_closed_stdout_exits_non_zero_without_traceback_and_results_are_complete
     r, w = os.pipe()
     os.close(r)  # `tas-bench score ... | true`: the reader is gone before anything is printed
     try:
-        proc = subprocess.run([sys.executable, "-m", "tas_bench.cli", *_score_args(
+        proc = subprocess.run([sys.executable, "-m", "tas_bench.pipeline.cli", *_score_args(
             data, pred, tmp_path / "res", tmp_path / "c")], env=_env(), stdout=w,
             stderr=subprocess.PIPE, text=True, timeout=300)
     finally:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import tas_bench.audio_io as audio_io
-from tas_bench.cli import main
+import tas_bench.runtime.audio_io as audio_io
+from tas_bench.pipeline.cli import main
 
 SR = 16000
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from datagen import clip_record, make_dataset, write_predictions
 
-from tas_bench.cli import main
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import read_json_object
-from tas_bench.manifest import (
+from tas_bench.data.manifest import (
     MAX_LINE_BYTES,
     MAX_LISTED_PROBLEMS,
     check_manifest,
     iter_manifest_lines,
     load_dataset,
 )
-from tas_bench.validate import validate_dataset
+from tas_bench.data.validate import validate_dataset
+from tas_bench.pipeline.cli import main
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import read_json_object
 
 GOOD = json.dumps(clip_record("c9", "test", "audio/test/clip000.wav", 16000, 1.0, 60.0))
 

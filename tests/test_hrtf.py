@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.errors import TasBenchError
-from tas_bench.geometry import great_circle_deg
-from tas_bench.hrtf import load_hrtf
+from tas_bench.data.geometry import great_circle_deg
+from tas_bench.data.hrtf import load_hrtf
+from tas_bench.runtime.errors import TasBenchError
 
 
 def write_sofa(path: Path, *, convention: str = "SimpleFreeFieldHRIR", rate: float = 48000.0,

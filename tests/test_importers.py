@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tas_bench.audio_io import read_audio
-from tas_bench.commands import import_data
-from tas_bench.errors import TasBenchError
-from tas_bench.importers import import_binaural_folder, import_spatialsoundqa
-from tas_bench.importers.spatialsoundqa import label_from_question, octant_source, qa_category
-from tas_bench.manifest import load_dataset
-from tas_bench.prompts import check_prompt
+from tas_bench.data.importers import import_binaural_folder, import_spatialsoundqa
+from tas_bench.data.importers.spatialsoundqa import label_from_question, octant_source, qa_category
+from tas_bench.data.manifest import load_dataset
+from tas_bench.data.prompts import check_prompt
+from tas_bench.pipeline.commands import import_data
+from tas_bench.runtime.audio_io import read_audio
+from tas_bench.runtime.errors import TasBenchError
 
 SR = 16000
 
@@ -33,7 +33,7 @@ def _cli(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except TasBenchError as exc:  # what tas_bench.cli.main does
+    except TasBenchError as exc:  # what tas_bench.pipeline.cli.main does
         print(f"tas-bench: error: {exc}")
         return 2
 
@@ -382,7 +382,7 @@ def test_answer_parsing_helpers() -> None:
 
 
 def test_load_rir_layouts_and_rate(tmp_path: Path) -> None:
-    from tas_bench.importers.spatialsoundqa import load_rir
+    from tas_bench.data.importers.spatialsoundqa import load_rir
 
     r = np.zeros((2, 400))
     r[0, 0] = r[1, 10] = 1.0
@@ -411,7 +411,7 @@ def test_binaural_folder_duplicate_ids_by_case(tmp_path: Path) -> None:
 def test_write_float_wav_is_byte_reproducible(tmp_path: Path) -> None:
     import time
 
-    from tas_bench.importers import write_float_wav
+    from tas_bench.data.importers import write_float_wav
 
     x = np.random.default_rng(0).standard_normal((2, 500)) * 3.0  # beyond [-1, 1] is kept
     write_float_wav(tmp_path / "a.wav", x, SR)

@@ -15,8 +15,8 @@ from test_leaderboard_fixtures import refresh_files, signal_values, write_result
 
 from leaderboard.build import build_leaderboard  # noqa: E402
 from leaderboard.collect import read_per_clip  # noqa: E402
-from tas_bench.commands import leaderboard as cmd  # noqa: E402
-from tas_bench.errors import TasBenchError  # noqa: E402
+from tas_bench.pipeline.commands import leaderboard as cmd  # noqa: E402
+from tas_bench.runtime.errors import TasBenchError  # noqa: E402
 
 
 def _good(root: Path) -> None:
@@ -203,7 +203,7 @@ def test_no_published_option(tmp_path: Path) -> None:
 
 
 def test_reads_what_the_results_writer_writes(tmp_path: Path) -> None:
-    import tas_bench.results as results_mod  # a broken import must fail, not skip
+    import tas_bench.runtime.results as results_mod  # a broken import must fail, not skip
     root = tmp_path / "res"
     metrics = {
         "stft": {"evaluator": "signal", "mean": 0.5, "std": 0.1, "ci95": [0.4, 0.6], "n": 2,

@@ -15,9 +15,9 @@ from test_leaderboard_fixtures import write_result  # noqa: E402
 from leaderboard.build import build_leaderboard  # noqa: E402
 from leaderboard.collect import collect  # noqa: E402
 from leaderboard.figures import itd_ild, system_figures  # noqa: E402
-from tas_bench.audio_io import write_wav  # noqa: E402
-from tas_bench.geometry import direction_words  # noqa: E402
-from tas_bench.manifest import write_manifest  # noqa: E402
+from tas_bench.data.geometry import direction_words  # noqa: E402
+from tas_bench.data.manifest import write_manifest  # noqa: E402
+from tas_bench.runtime.audio_io import write_wav  # noqa: E402
 
 SR = 16000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

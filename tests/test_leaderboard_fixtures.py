@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.fileio import sha256_file
-from tas_bench.results import folder_files
+from tas_bench.runtime.fileio import sha256_file
+from tas_bench.runtime.results import folder_files
 
 FP_DEMO = "d" * 64
 FP_OTHER = "e" * 64

@@ -14,7 +14,7 @@ import pytest
 
 from leaderboard.build import build_leaderboard
 from leaderboard.published import PUBLISHED_PATH, load_published
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 TABLE2 = """
 Method | FD | FAD | KL | IS | DOA | DE | Direction | Distance

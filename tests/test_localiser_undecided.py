@@ -13,11 +13,11 @@ import pytest
 from baselines.mono_mono import MonoMono
 from evaluators.base import ClipInput
 from evaluators.cues import SpatialCueEvaluator, is_localisable
-from tas_bench.hrtf import KNOWN_HRTFS, load_hrtf
-from tas_bench.manifest import parse_clip
-from tas_bench.source_corpus import TARGET_RMS, SourceItem, spec_from_file
+from tas_bench.data.hrtf import KNOWN_HRTFS, load_hrtf
+from tas_bench.data.manifest import parse_clip
+from tas_bench.data.source_corpus import TARGET_RMS, SourceItem, spec_from_file
 
-simmod = importlib.import_module("tas_bench.simulate")
+simmod = importlib.import_module("tas_bench.data.simulate")
 FS = 16000
 HEADS = [pytest.param("kemar", marks=pytest.mark.skipif(
     not Path(KNOWN_HRTFS["kemar"]).is_file(), reason="libmysofa1 KEMAR not installed")),

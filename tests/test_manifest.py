@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from datagen import clip_record, make_dataset
 
-from tas_bench.cli import main
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import check_manifest, dataset_fingerprint, load_dataset
-from tas_bench.validate import validate_dataset
+from tas_bench.data.manifest import check_manifest, dataset_fingerprint, load_dataset
+from tas_bench.data.validate import validate_dataset
+from tas_bench.pipeline.cli import main
+from tas_bench.runtime.errors import TasBenchError
 
 
 def _write_lines(root: Path, lines: list[str]) -> None:
@@ -83,7 +83,7 @@ def test_malformed_json_duplicates_and_missing_fields(tmp_path: Path) -> None:
 def test_validate_checks_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import numpy as np
 
-    from tas_bench.audio_io import write_wav
+    from tas_bench.runtime.audio_io import write_wav
 
     recs = make_dataset(tmp_path, n=4)
     write_wav(tmp_path / recs[0]["audio"], np.zeros((1, 16000)), 16000)  # mono

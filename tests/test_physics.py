@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import oaconvolve
 
-from tas_bench.hrtf import load_hrtf
-from tas_bench.room import ROOMS, SPEED_OF_SOUND, brir, room_by_name
-from tas_bench.simulate import render_mix
+from tas_bench.data.hrtf import load_hrtf
+from tas_bench.data.room import ROOMS, SPEED_OF_SOUND, brir, room_by_name
+from tas_bench.data.simulate import render_mix
 
 SR = 16000
 
@@ -156,14 +156,14 @@ def test_larger_room_has_more_reverberation_at_same_distance(kemar, noise):
     (float("nan"), 0.0, 1.0, "azimuth"), (400.0, 0.0, 1.0, "azimuth"),
     (0.0, 0.0, float("inf"), "distance")])
 def test_out_of_range_geometry_is_refused(kemar, az, el, dist, field):
-    from tas_bench.errors import TasBenchError
+    from tas_bench.runtime.errors import TasBenchError
 
     with pytest.raises(TasBenchError, match=field):
         brir(room_by_name("hall"), kemar, az, el, dist)
 
 
 def test_source_outside_the_room_is_refused(kemar):
-    from tas_bench.errors import TasBenchError
+    from tas_bench.runtime.errors import TasBenchError
 
     with pytest.raises(TasBenchError, match="outside room 'small_room'"):
         brir(room_by_name("small_room"), kemar, 0.0, 10.0, 8.0)
@@ -234,7 +234,7 @@ def test_tied_directions_get_one_hrir_at_every_distance(kemar):
 def test_nearest_direction_tie_break_on_a_made_up_grid():
     """Exact ties go to the lower elevation, then the lower azimuth in [0, 360), whatever the
     file order; the vector lookup the room model uses agrees with the angle lookup."""
-    from tas_bench.hrtf import Hrtf
+    from tas_bench.data.hrtf import Hrtf
 
     az = np.array([10.0, -10.0, 0.0, 0.0, 170.0, -170.0])
     el = np.array([0.0, 0.0, 10.0, -10.0, 0.0, 0.0])

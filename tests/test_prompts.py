@@ -8,8 +8,8 @@ from datagen import src
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.manifest import Source
-from tas_bench.prompts import (
+from tas_bench.data.manifest import Source
+from tas_bench.data.prompts import (
     MIN_RELATION_GAP,
     PROMPT_TYPES_FOR_CATEGORY,
     TEMPLATES,

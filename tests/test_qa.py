@@ -8,8 +8,8 @@ from datagen import src
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.manifest import QA_CATEGORIES, QAItem, Source
-from tas_bench.qa import (
+from tas_bench.data.manifest import QA_CATEGORIES, QAItem, Source
+from tas_bench.data.qa import (
     QUESTION_TYPES,
     answer_correct,
     check_qa,

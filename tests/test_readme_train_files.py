@@ -1,5 +1,5 @@
 """The README names the files a training run writes as the code writes them: the run's log is
-``metrics.csv`` (``tas_bench.runs.METRICS_FILE``); ``train_log.csv`` is only the name the shipped
+``metrics.csv`` (``tas_bench.runtime.runs.METRICS_FILE``); ``train_log.csv`` is only the name the shipped
 checkpoint folders give their copy of it (``baselines/pseudobinaural/ship.py``)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from baselines.pseudobinaural.train import METRIC_FIELDS
 from baselines.registry import SHIPPED
 from baselines.tas.train import METRIC_FIELDS as TAS_METRIC_FIELDS
-from tas_bench.runs import CONFIG_FILE, METRICS_FILE, RUN_FILE
+from tas_bench.runtime.runs import CONFIG_FILE, METRICS_FILE, RUN_FILE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

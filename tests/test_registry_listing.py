@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import tas_bench.registry as registry_mod
+import tas_bench.runtime.registry as registry_mod
 from baselines.registry import SYSTEMS
 from evaluators.registry import EVALUATORS
-from tas_bench.cli import main
-from tas_bench.geometry import wrap_azimuth
-from tas_bench.registry import PluginError, Registry
+from tas_bench.data.geometry import wrap_azimuth
+from tas_bench.pipeline.cli import main
+from tas_bench.runtime.registry import PluginError, Registry
 
 BROKEN_MODULE = "tas_test_exploding_plugin"
 
@@ -55,10 +55,10 @@ def _ls(what: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, s
 
 def test_unloadable_entries_raise_one_line_plugin_errors(exploding_module: str) -> None:
     reg: Registry = Registry("thing", "tas_bench.no_such_group")
-    reg.register("ok", "tas_bench.geometry:wrap_azimuth")
-    reg.register("module", "tas_bench.geometry")  # a plain module reference is the module
+    reg.register("ok", "tas_bench.data.geometry:wrap_azimuth")
+    reg.register("module", "tas_bench.data.geometry")  # a plain module reference is the module
     reg.register("no-module", "tas_bench.no_such_module:thing")
-    reg.register("no-attr", "tas_bench.geometry:no_such_function")
+    reg.register("no-attr", "tas_bench.data.geometry:no_such_function")
     reg.register("explodes", f"{exploding_module}:thing")
     reasons = {
         "no-module": "ModuleNotFoundError",
@@ -73,7 +73,7 @@ def test_unloadable_entries_raise_one_line_plugin_errors(exploding_module: str) 
         assert "\n" not in msg
         assert reg.check(name) == msg
     assert reg.check("ok") is None and reg.get("ok") is wrap_azimuth
-    import tas_bench.geometry as geometry
+    import tas_bench.data.geometry as geometry
 
     assert reg.get("module") is geometry
     status = {n: (obj, err) for n, obj, err in reg.resolve_all()}
@@ -86,11 +86,11 @@ def test_entry_points_broken_or_shadowed_are_reported(monkeypatch: pytest.Monkey
     group = "tas_bench.test_listing_group"
     eps = [EntryPoint("bad-value", "not a reference !", group),
            EntryPoint("missing", "tas_bench.no_such_module:X", group),
-           EntryPoint("taken", "tas_bench.geometry:great_circle_deg", group),
-           EntryPoint("extra", "tas_bench.geometry:boundary_margin [gpu]", group)]
+           EntryPoint("taken", "tas_bench.data.geometry:great_circle_deg", group),
+           EntryPoint("extra", "tas_bench.data.geometry:boundary_margin [gpu]", group)]
     monkeypatch.setattr(registry_mod, "entry_points", lambda *, group: eps)
     reg: Registry = Registry("plugin", group)
-    reg.register("taken", "tas_bench.geometry:wrap_azimuth")
+    reg.register("taken", "tas_bench.data.geometry:wrap_azimuth")
     assert reg.names() == ["bad-value", "extra", "missing", "taken"]
     assert "entry point missing = tas_bench.no_such_module:X" in reg.origin("missing")
     for name in ("bad-value", "missing"):
@@ -154,7 +154,7 @@ def test_ls_evaluators_lists_broken_registrations(plugins: dict[str, list[EntryP
     assert rc == 0 and err == "" and {"signal", "cues", "generation"} <= set(lines)
     plugins["tas_bench.evaluators"] += [
         EntryPoint("exploding", f"{exploding_module}:Evaluator", "tas_bench.evaluators"),
-        EntryPoint("not-an-evaluator", "tas_bench.geometry:wrap_azimuth", "tas_bench.evaluators"),
+        EntryPoint("not-an-evaluator", "tas_bench.data.geometry:wrap_azimuth", "tas_bench.evaluators"),
         EntryPoint("signal", "no_such_package:Signal", "tas_bench.evaluators"),
     ]
     EVALUATORS._entry_points_loaded = False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tas_bench.cli import main
+from tas_bench.pipeline.cli import main
 
 
 @pytest.mark.slow

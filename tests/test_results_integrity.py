@@ -19,10 +19,11 @@ from datagen import make_dataset, write_predictions
 from evaluators.base import ClipOutput, Evaluator, MetricSpec
 from evaluators.registry import EVALUATORS
 from leaderboard.collect import collect
-from tas_bench import results as results_mod
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import sha256_file
-from tas_bench.results import (
+from tas_bench.pipeline.scoring import ScoreOptions, score
+from tas_bench.runtime import results as results_mod
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import sha256_file
+from tas_bench.runtime.results import (
     PER_CLIP_NAME,
     RESULTS_NAME,
     SCHEMA_VERSION,
@@ -30,7 +31,6 @@ from tas_bench.results import (
     folder_files,
     read_results,
 )
-from tas_bench.scoring import ScoreOptions, score
 
 EV = "test-results-integrity"
 
@@ -139,7 +139,7 @@ def test_mixed_folder_is_refused_with_its_path_and_reason(world: dict[str, Path]
 
 
 def test_leaderboard_strict_refuses_a_mixed_folder(world: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    from tas_bench.cli import main
+    from tas_bench.pipeline.cli import main
 
     _mixed(world)
     rc = main(["leaderboard", "--results", str(world["root"]), "--out", str(tmp_path / "board"),
@@ -249,7 +249,7 @@ def test_stale_results_json_is_removed_before_per_clip_is_written(tmp_path: Path
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_outputs_follow_the_umask(tmp_path: Path, mask: int, mode: int) -> None:
-    from tas_bench.generate import generate_predictions
+    from tas_bench.pipeline.generate import generate_predictions
 
     old = os.umask(mask)
     try:

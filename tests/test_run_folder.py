@@ -1,4 +1,4 @@
-"""The kind-generic run folder (``tas_bench.runs``): checkpoints, resume, metrics log, kinds,
+"""The kind-generic run folder (``tas_bench.runtime.runs``): checkpoints, resume, metrics log, kinds,
 registration. A toy kind trained here uses the API the way every trainer does."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench import runs
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import TMP_MARK, _host, sha256_file
+from tas_bench.runtime import runs
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import TMP_MARK, _host, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 FMT = "tas-bench-toy-1"
@@ -227,8 +227,8 @@ _KILLED = """
 import sys
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
 import torch
-from tas_bench import runs
-import tas_bench.runs as r
+from tas_bench.runtime import runs
+import tas_bench.runtime.runs as r
 net = torch.nn.Linear(3, 2)
 opt = torch.optim.SGD(net.parameters(), lr=0.1)
 runs.save_checkpoint({out!r}, 1, net.state_dict(), {{}}, opt.state_dict(), fmt="tas-bench-toy-1")
@@ -365,7 +365,7 @@ def _imports(path: Path) -> set[str]:
 
 def test_generic_code_imports_no_plugin() -> None:
     for mod in ("runs.py", "text.py", "systems_store.py"):
-        bad = {m for m in _imports(ROOT / "tas_bench" / mod)
+        bad = {m for m in _imports(ROOT / "tas_bench" / "runtime" / mod)
                if m.split(".")[0] in ("baselines", "evaluators")}
         assert not bad, (mod, bad)
     # the system registry names the PseudoBinaural modules only as lazy strings
@@ -377,7 +377,7 @@ def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import torch, sys; from tas_bench import runs; "
+    code = ("import torch, sys; from tas_bench.runtime import runs; "
             "runs.save_model(sys.argv[1], {'w': torch.arange(3.0), 'b': torch.ones(2)}, "
             "{'kind': 'k', 'model_hash': 'h', 'zeta': 'z', 'alpha': 'a', 'llm_sha256': 'x'}, "
             "fmt='f')")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from datagen import make_dataset, write_predictions
 
-from tas_bench.cli import main
+from tas_bench.pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ KILL_PLUGIN = textwrap.dedent('''
 
 
 def _score_proc(data: Path, pred: Path, out: Path, cache: Path) -> list[str]:
-    code = ("import sys, killplug; from tas_bench.cli import main; "
+    code = ("import sys, killplug; from tas_bench.pipeline.cli import main; "
             f"sys.exit(main(['score', '--data', {str(data)!r}, '--pred', {str(pred)!r}, '--out', "
             f"{str(out)!r}, '--evaluators', 'kill-signal', '--no-progress', '--cache-dir', {str(cache)!r}]))")
     return [sys.executable, "-c", code]
@@ -90,7 +90,7 @@ def _score_proc(data: Path, pred: Path, out: Path, cache: Path) -> list[str]:
 
 def _plant_orphan(folder: Path, final_name: str, pid: int) -> Path:
     """A temporary file as fileio.atomic_path names it, left by the (dead) process ``pid``."""
-    from tas_bench.fileio import TMP_MARK, _host
+    from tas_bench.runtime.fileio import TMP_MARK, _host
 
     folder.mkdir(parents=True, exist_ok=True)
     suffix = Path(final_name).suffix
@@ -157,11 +157,11 @@ def test_two_processes_with_torchrun_equal_one(data_pred, tmp_path: Path) -> Non
     if not torchrun.exists():
         pytest.fail(f"torchrun not found next to {sys.executable} (torch is a dependency)")
     common = ["--data", str(data), "--pred", str(pred), "--evaluators", "signal", "cues", "--no-progress"]
-    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tas_bench.cli", "score", *common,
+    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tas_bench.pipeline.cli", "score", *common,
                     "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "c2")],
                    env=_env(), check=True, capture_output=True, timeout=300)
     # the single-process run in the same environment (thread count can change the last bits)
-    subprocess.run([sys.executable, "-m", "tas_bench.cli", "score", *common, "--out", str(tmp_path / "one"),
+    subprocess.run([sys.executable, "-m", "tas_bench.pipeline.cli", "score", *common, "--out", str(tmp_path / "one"),
                     "--cache-dir", str(tmp_path / "c1")], env=_env(), check=True, capture_output=True)
     assert (tmp_path / "one" / "per_clip.csv").read_bytes() == (tmp_path / "two" / "per_clip.csv").read_bytes()
     one = json.loads((tmp_path / "one" / "results.json").read_text())

@@ -12,9 +12,9 @@ from datagen import make_dataset, write_predictions
 
 from evaluators.base import ClipOutput, Evaluator, MetricSpec
 from evaluators.registry import EVALUATORS
-from tas_bench.errors import TasBenchError
-from tas_bench.results import read_results
-from tas_bench.scoring import ScoreOptions, parse_evaluator_options, score
+from tas_bench.pipeline.scoring import ScoreOptions, parse_evaluator_options, score
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.results import read_results
 
 CALLS: list[str] = []
 
@@ -147,7 +147,7 @@ def test_invalid_predictions_are_listed(setup, tmp_path: Path) -> None:
 
 
 def test_length_and_rate_policy(setup, tmp_path: Path) -> None:
-    from tas_bench.audio_io import resample, write_wav
+    from tas_bench.runtime.audio_io import resample, write_wav
 
     data, pred, recs = setup
     x, _ = __import__("soundfile").read(str(data / recs[0]["audio"]), always_2d=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from datagen import make_dataset, write_predictions
 
-from tas_bench.scoring import ScoreOptions, score
+from tas_bench.pipeline.scoring import ScoreOptions, score
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ PLUGIN = textwrap.dedent('''
         EVALUATORS.register("test-split-log", SplitLog)
 ''')
 
-CLI_RUNNER = "import sys, splitplug; from tas_bench.cli import main; sys.exit(main(sys.argv[1:]))\n"
+CLI_RUNNER = "import sys, splitplug; from tas_bench.pipeline.cli import main; sys.exit(main(sys.argv[1:]))\n"
 
 exec(compile(PLUGIN, "splitplug", "exec"), {"__name__": "splitplug"})  # register in this process
 
@@ -184,7 +184,7 @@ TRAIN_RUNNER = textwrap.dedent('''
 
 
     WindowSampler.batch = logged
-    from tas_bench.cli import main
+    from tas_bench.pipeline.cli import main
 
     sys.exit(main(sys.argv[1:]))
 ''')

@@ -23,8 +23,8 @@ from evaluators.signal import (
     stft,
     stft_mean_power,
 )
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import parse_clip
+from tas_bench.data.manifest import parse_clip
+from tas_bench.runtime.errors import TasBenchError
 
 _REF_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_signal.py"
 _spec = importlib.util.spec_from_file_location("reference_signal", _REF_PATH)

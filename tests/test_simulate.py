@@ -17,21 +17,19 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.commands import simulate as simcmd
-from tas_bench.errors import TasBenchError
-from tas_bench.geometry import boundary_margin, direction_words
-from tas_bench.hrtf import load_hrtf
-from tas_bench.manifest import check_manifest, load_dataset
-from tas_bench.prompts import check_prompt, relation_gap
-from tas_bench.qa import check_qa
-from tas_bench.simulate import (
+from tas_bench.data.geometry import boundary_margin, direction_words
+from tas_bench.data.hrtf import load_hrtf
+from tas_bench.data.manifest import check_manifest, load_dataset
+from tas_bench.data.prompts import check_prompt, relation_gap
+from tas_bench.data.qa import check_qa
+from tas_bench.data.simulate import (
     SIM_CATEGORIES,
     category_plan,
     clip_seed,
     simulate_clip,
     simulate_dataset,
 )
-from tas_bench.source_corpus import (
+from tas_bench.data.source_corpus import (
     TARGET_RMS,
     SourceCorpus,
     build_corpus,
@@ -44,10 +42,11 @@ from tas_bench.source_corpus import (
     spec_from_file,
     split_for_group,
 )
-from tas_bench.validate import validate_dataset
+from tas_bench.data.validate import validate_dataset
+from tas_bench.pipeline.commands import simulate as simcmd
+from tas_bench.runtime.errors import TasBenchError
 
-# the module; `tas_bench.simulate` is the API function (see tas_bench/__init__.py)
-simmod = importlib.import_module("tas_bench.simulate")
+simmod = importlib.import_module("tas_bench.data.simulate")
 SR = 16000
 
 
@@ -426,7 +425,7 @@ def test_real_debian_corpus_small_set(tmp_path):
 
 
 def test_cli_exit_status_on_bad_input(tmp_path, capsys):
-    from tas_bench.cli import main
+    from tas_bench.pipeline.cli import main
 
     assert main(["simulate", "--out", str(tmp_path / "o"), "--hrtf",
                  str(tmp_path / "missing.sofa"), "--quiet"]) == 2
@@ -435,7 +434,7 @@ def test_cli_exit_status_on_bad_input(tmp_path, capsys):
 
 
 def test_missing_packages_name_what_to_install(tmp_path, monkeypatch):
-    import tas_bench.source_corpus as sc
+    import tas_bench.data.source_corpus as sc
 
     monkeypatch.setattr(sc, "PACKAGE_GLOBS", {k: (str(tmp_path / "none" / "*.wav"),)
                                               for k in sc.PACKAGE_GLOBS})

@@ -12,9 +12,9 @@ from datagen import src
 
 from evaluators.base import ClipInput
 from evaluators.spatial_qa.evaluator import SpatialQAEvaluator
-from tas_bench.cache import OutputCache
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import Clip, Dataset, QAItem
+from tas_bench.data.manifest import Clip, Dataset, QAItem
+from tas_bench.runtime.cache import OutputCache
+from tas_bench.runtime.errors import TasBenchError
 
 
 def _clip(cid: str, qa: list[tuple[str, str, str, str]]) -> Clip:
@@ -143,9 +143,9 @@ def test_cli_score_writes_gaps_and_answers_file(tmp_path: Path,
     from datagen import write_predictions
     from qa_tiny import make_qa_dataset, train_tiny
 
-    from tas_bench import api
-    from tas_bench.cli import main
-    from tas_bench.fileio import sha256_file
+    from tas_bench.pipeline import api
+    from tas_bench.pipeline.cli import main
+    from tas_bench.runtime.fileio import sha256_file
 
     data = make_qa_dataset(tmp_path / "data", n=8, n_val=2)
     train_tiny(data, tmp_path / "run")

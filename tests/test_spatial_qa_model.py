@@ -29,7 +29,7 @@ from evaluators.spatial_qa.llm import (
     train_qa_tokenizer,
 )
 from evaluators.spatial_qa.projector import QFormerProjector
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 QUESTIONS = ["In which direction is the dog?", "How far away is the bell?",
              "Is the dog to the left of the bell?"]

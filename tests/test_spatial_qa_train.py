@@ -13,8 +13,8 @@ from runkill import dies_after_first_checkpoint
 
 from evaluators.spatial_qa.assessor import load_assessor_run
 from evaluators.spatial_qa.train import resolve_assessor_config
-from tas_bench.cli import main
-from tas_bench.errors import TasBenchError
+from tas_bench.pipeline.cli import main
+from tas_bench.runtime.errors import TasBenchError
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_mirror_features_swap_the_ears() -> None:
 
 
 def test_ship_copies_the_llm_folder_and_writes_a_card(tiny_data: Path, tmp_path: Path) -> None:
-    from tas_bench.ship import ship
+    from tas_bench.runtime.ship import ship
 
     rec = _train(tiny_data, tmp_path / "run")
     card = ship(tmp_path / "run", tmp_path / "shipped", "tiny-qa", "tas-bench simulate ...")

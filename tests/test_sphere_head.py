@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluators.localiser import interaural_cues
-from tas_bench import sphere_head as sh
-from tas_bench.errors import TasBenchError
-from tas_bench.hrtf import load_hrtf
-from tas_bench.source_corpus import TARGET_RMS, SourceCorpus, SourceItem, spec_from_file
+from tas_bench.data import sphere_head as sh
+from tas_bench.data.hrtf import load_hrtf
+from tas_bench.data.source_corpus import TARGET_RMS, SourceCorpus, SourceItem, spec_from_file
+from tas_bench.runtime.errors import TasBenchError
 
 FS = 16000
 #: GCC-PHAT ITD of the model's HRIRs vs Woodworth: the head-shadow filters' phase delays the far
@@ -196,12 +196,12 @@ def test_simulate_cli_with_the_sphere_then_score(tmp_path: Path, monkeypatch: py
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     from datagen import write_predictions
 
-    from tas_bench.cli import main
-    from tas_bench.manifest import load_dataset
-    from tas_bench.scoring import ScoreOptions, score
-    from tas_bench.validate import validate_dataset
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.data.validate import validate_dataset
+    from tas_bench.pipeline.cli import main
+    from tas_bench.pipeline.scoring import ScoreOptions, score
 
-    simmod = importlib.import_module("tas_bench.simulate")
+    simmod = importlib.import_module("tas_bench.data.simulate")
     monkeypatch.setattr(simmod, "build_corpus", lambda sample_rate: _corpus(tmp_path))
     data = tmp_path / "data"
     assert main(["simulate", "--hrtf", "sphere", "--n-train", "0", "--n-val", "0",

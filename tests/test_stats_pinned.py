@@ -20,8 +20,8 @@ from datagen import make_dataset, write_predictions
 from evaluators.base import ClipOutput, Evaluator, MetricSpec
 from evaluators.registry import EVALUATORS
 from leaderboard.significance import BootstrapConfig, paired_bootstrap
-from tas_bench.scoring import ScoreOptions, score
-from tas_bench.stats import summarize
+from tas_bench.pipeline.scoring import ScoreOptions, score
+from tas_bench.runtime.stats import summarize
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

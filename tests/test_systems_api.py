@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from baselines.base import ClippedInputWarning, compose_binaural, validate_mono
 from baselines.mono_mono import MonoMono
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import write_manifest
+from tas_bench.data.manifest import write_manifest
+from tas_bench.runtime.errors import TasBenchError
 
 SR = 16000
 
@@ -270,7 +270,7 @@ def test_shipped_checkpoints(name: str) -> None:
 @pytest.mark.parametrize("name", ["pseudobinaural-demo", "pseudobinaural-notext-demo"])
 def test_shipped_outputs_equal_those_before_the_shared_plumbing(name: str) -> None:
     """tests/golden/pseudobinaural/shipped_outputs.npz holds L - R of each shipped checkpoint for
-    a fixed input, computed by the code before the port onto tas_bench.runs / tas_bench.text."""
+    a fixed input, computed by the code before the port onto tas_bench.runtime.runs / tas_bench.runtime.text."""
     from baselines.registry import load_system
 
     gold = np.load(Path(__file__).parent / "golden" / "pseudobinaural" / "shipped_outputs.npz")
@@ -286,7 +286,7 @@ def test_shipped_outputs_equal_those_before_the_shared_plumbing(name: str) -> No
 def test_shipped_demo_beats_mono_mono_on_unseen_seed(tmp_path: Path) -> None:
     """Acceptance check on a demo test split simulated with a seed the checkpoint never saw."""
     from baselines.pseudobinaural.demo_eval import evaluate, lateral_check
-    from tas_bench.simulate import simulate_dataset
+    from tas_bench.data.simulate import simulate_dataset
 
     data = tmp_path / "test"
     simulate_dataset(data, preset="demo", seed=777, n_train=0, n_val=0, n_test=40, duration=3.0,

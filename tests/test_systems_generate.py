@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from test_systems_api import make_dataset
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from tas_bench.cli import main
+    from tas_bench.pipeline.cli import main
 
     rc = main(argv)
     out, err = capsys.readouterr()
@@ -34,8 +34,8 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_generate_mono_mono(data: Path, tmp_path: Path) -> None:
-    from tas_bench.generate import generate_predictions
-    from tas_bench.manifest import load_dataset
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.pipeline.generate import generate_predictions
 
     pred = tmp_path / "pred"
     s = generate_predictions("mono-mono", data, pred, split="test", batch_size=3, progress=False)
@@ -70,13 +70,13 @@ def slow(self, mono, prompts):
     time.sleep(0.3)  # test-only slow-down so the parent can kill mid-run
     return orig(self, mono, prompts)
 MonoMono._spatialize = slow
-from tas_bench.generate import generate_predictions
+from tas_bench.pipeline.generate import generate_predictions
 generate_predictions("mono-mono", {data!r}, {out!r}, batch_size=1, progress=False)
 """
 
 
 def test_generate_resumes_after_kill(data: Path, tmp_path: Path) -> None:
-    from tas_bench.generate import generate_predictions
+    from tas_bench.pipeline.generate import generate_predictions
 
     pred = tmp_path / "pred"
     proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=str(ROOT), data=str(data),
@@ -167,7 +167,7 @@ def test_cli_bad_inputs(data: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_cli_train_list_and_set(data: Path, tmp_path: Path, capsys) -> None:
-    from tas_bench.commands.train import parse_sets
+    from tas_bench.pipeline.commands.train import parse_sets
 
     assert parse_sets(["lr=0.01", "film=false", "channels=[1,2]", "t5_path=/x/y", "name=a=b"]) == {
         "lr": 0.01, "film": False, "channels": [1, 2], "t5_path": "/x/y", "name": "a=b"}

@@ -17,7 +17,7 @@ import pytest
 from safetensors.torch import load_file
 from test_systems_api import make_dataset, train_tiny
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ train_pseudobinaural("pseudobinaural", {data!r}, {out!r}, progress=False,
 
 
 def test_resume_after_kill_matches_uninterrupted(data: Path, tmp_path: Path) -> None:
-    from tas_bench.runs import list_checkpoints
+    from tas_bench.runtime.runs import list_checkpoints
 
     over = {"steps": 60, "checkpoint_every": 10, "val_every": 30}
     train_tiny(data, tmp_path / "ref", **over)
@@ -190,7 +190,7 @@ def test_checkpoint_of_other_config_or_system(good_run: Path, tmp_path: Path) ->
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     from baselines.pseudobinaural.system import FORMAT, WHAT
-    from tas_bench.runs import read_model
+    from tas_bench.runtime.runs import read_model
 
     with pytest.raises(TasBenchError, match="not a PseudoBinaural checkpoint"):
         read_model(tmp_path / "foreign.safetensors", fmt=FORMAT, what=WHAT)
@@ -289,7 +289,7 @@ def test_multi_process_training_under_torchrun(data: Path, tmp_path: Path) -> No
     if not torchrun.exists():  # torchrun ships with torch, a dependency: never skip silently
         pytest.fail(f"torchrun not found next to {sys.executable} (it ships with torch)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tas_bench.cli", "train", "pseudobinaural",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tas_bench.pipeline.cli", "train", "pseudobinaural",
            "--data", str(data), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--steps", "10",
            "--no-progress"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)

@@ -19,7 +19,7 @@ from baselines.tas.codec import (
     check_audioldm2_folder,
     log_mel,
 )
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 SR = 16000
 

@@ -22,7 +22,7 @@ from baselines.tas.diffusion import (
     unet_denoiser,
     window_noise,
 )
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 C, H, W, L, D = 2, 8, 8, 3, 8
 

@@ -19,7 +19,7 @@ PROMPTS = ["the dog is located left, front, above, 2m away.",
 def tiny_pipeline(kind: str = "tas", **over):  # type: ignore[no-untyped-def]
     from baselines.tas.config import preset_config
     from baselines.tas.pipeline import TASPipeline
-    from tas_bench.text import build_vocab
+    from tas_bench.runtime.text import build_vocab
 
     torch.manual_seed(0)
     args = {"latent_frames": 8,

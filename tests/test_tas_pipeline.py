@@ -15,7 +15,7 @@ pytest.importorskip("diffusers")
 from test_tas_flipper import PROMPTS, tiny_pipeline  # noqa: E402
 
 from baselines.tas.pipeline import CONFIG_FILE, WEIGHTS_FILE, TASPipeline, TASSystem  # noqa: E402
-from tas_bench.errors import TasBenchError  # noqa: E402
+from tas_bench.runtime.errors import TasBenchError  # noqa: E402
 
 SR = 16000
 

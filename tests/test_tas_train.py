@@ -12,9 +12,9 @@ from runkill import dies_after_first_checkpoint
 from test_systems_api import make_dataset
 
 from baselines.tas.train import cue_agreement, ild_db, itd_s, resolve_config, train_tas
-from tas_bench import runs
-from tas_bench.cli import main
-from tas_bench.errors import TasBenchError
+from tas_bench.pipeline.cli import main
+from tas_bench.runtime import runs
+from tas_bench.runtime.errors import TasBenchError
 
 #: A tiny model and a short run: 0.5 s windows (fold 4, 8 latent rows), 16-wide U-Net.
 TINY: dict[str, Any] = {

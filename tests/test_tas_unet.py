@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from baselines.tas.unet import PRESETS, build_unet, count_parameters, parameter_counts, unet_config
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 pytest.importorskip("diffusers")
 

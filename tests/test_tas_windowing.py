@@ -16,7 +16,7 @@ from baselines.tas.windowing import (
     window_gains,
     window_starts,
 )
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 
 def test_window_starts_hand_cases() -> None:

@@ -1,4 +1,4 @@
-"""The shared text encoders and tokenizer (``tas_bench.text``): hand cases, per-token outputs,
+"""The shared text encoders and tokenizer (``tas_bench.runtime.text``): hand cases, per-token outputs,
 the local FLAN-T5 loader, and that no second copy exists."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tas_bench.errors import TasBenchError
-from tas_bench.text import (
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.text import (
     PAD,
     UNK,
     ScratchTextEncoder,
@@ -146,7 +146,7 @@ def test_t5_loader_errors(tmp_path: Path) -> None:
 
 
 def test_one_home_for_text_encoders() -> None:
-    """No module other than tas_bench/text.py defines a tokenizer / text encoder / T5 loader."""
+    """No module other than tas_bench/runtime/text.py defines a tokenizer / text encoder / T5 loader."""
     import baselines.pseudobinaural.system as pbs
 
     markers = ("class ScratchTextEncoder", "class T5TextEncoder", "T5EncoderModel.from_pretrained",
@@ -154,7 +154,7 @@ def test_one_home_for_text_encoders() -> None:
     offenders = []
     for pkg in ("tas_bench", "baselines", "evaluators"):
         for path in (ROOT / pkg).rglob("*.py"):
-            if path == ROOT / "tas_bench" / "text.py":
+            if path == ROOT / "tas_bench" / "runtime" / "text.py":
                 continue
             src = path.read_text(encoding="utf-8", errors="replace")
             offenders += [f"{path.relative_to(ROOT)}: {m}" for m in markers if m in src]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tas_bench import weights as W
-from tas_bench.cli import main as cli_main
-from tas_bench.commands import weights as cmd
-from tas_bench.errors import TasBenchError
+from tas_bench.pipeline.cli import main as cli_main
+from tas_bench.pipeline.commands import weights as cmd
+from tas_bench.runtime import weights as W
+from tas_bench.runtime.errors import TasBenchError
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 

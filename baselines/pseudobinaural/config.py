@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import stable_hash
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import stable_hash
 
 #: The system kinds this package trains.
 KINDS = ("pseudobinaural", "pseudobinaural-notext")

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tas_bench.audio_io import read_audio
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import Dataset, load_dataset
+from tas_bench.data.manifest import Dataset, load_dataset
+from tas_bench.runtime.audio_io import read_audio
+from tas_bench.runtime.errors import TasBenchError
 
 #: Above this many bytes of decoded train audio the clips are read window by window from disk.
 PRELOAD_LIMIT_BYTES = 2 * 2**30

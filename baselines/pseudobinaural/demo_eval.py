@@ -7,7 +7,7 @@ generates predictions for Mono-Mono and the system, then reports:
 * on single-source clips, the share whose output ILD = 10·log10(ΣL²/ΣR²) has the sign of the
   prompt's lateral word (left -> positive), for the system and for the reference;
 * the share of single-source clips whose ILD sign flips when "left" and "right" are swapped in
-  the prompt (``tas_bench.prompts.swap_left_right``).
+  the prompt (``tas_bench.data.prompts.swap_left_right``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.audio_io import read_audio
-from tas_bench.fileio import write_json_atomic
-from tas_bench.manifest import load_dataset
+from tas_bench.data.manifest import load_dataset
+from tas_bench.runtime.audio_io import read_audio
+from tas_bench.runtime.fileio import write_json_atomic
 
 
 def ild_db(x: np.ndarray) -> float:
@@ -37,8 +37,8 @@ def evaluate(system: str | Any, data: str | Path, out: str | Path,
     ``data`` (see module doc)."""
     from baselines.registry import load_system
     from evaluators.signal import signal_metrics_batch
-    from tas_bench.generate import generate_predictions
-    from tas_bench.prompts import swap_left_right
+    from tas_bench.data.prompts import swap_left_right
+    from tas_bench.pipeline.generate import generate_predictions
 
     ds = load_dataset(data)
     clips = ds.split("test")
@@ -80,7 +80,7 @@ def evaluate(system: str | Any, data: str | Path, out: str | Path,
 def lateral_check(system: str | Any, data: str | Path) -> dict[str, Any]:
     """Only the single-source figures (lateral accuracy, swap flip rate) on a test split."""
     from baselines.registry import load_system
-    from tas_bench.prompts import swap_left_right
+    from tas_bench.data.prompts import swap_left_right
 
     ds = load_dataset(data)
     singles = [c for c in ds.split("test") if len(c.sources) == 1]

@@ -1,5 +1,5 @@
 """Package a finished PseudoBinaural run as a shipped system folder (how
-``pseudobinaural-demo`` was made): the kind-generic :func:`tas_bench.ship.ship` with the
+``pseudobinaural-demo`` was made): the kind-generic :func:`tas_bench.runtime.ship.ship` with the
 systems' 25 MB limit.
 
 ``python -m baselines.pseudobinaural.ship RUN DEST --data-command "..." [--eval REPORT.json]``
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tas_bench import ship as _ship
+from tas_bench.runtime import ship as _ship
 
 #: Largest checkpoint folder a shipped system may be (bytes).
 MAX_SHIPPED_BYTES = 25 * 2**20

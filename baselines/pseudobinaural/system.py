@@ -18,9 +18,9 @@ import torch
 from baselines.base import System, compose_binaural
 from baselines.pseudobinaural.config import KINDS, PBConfig, config_from_dict
 from baselines.pseudobinaural.model import PseudoBinauralNet
-from tas_bench.errors import TasBenchError
-from tas_bench.runs import open_model_dir, revision
-from tas_bench.text import (
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.runs import open_model_dir, revision
+from tas_bench.runtime.text import (
     build_text_encoder,
     check_text_encoder_meta,
     text_encoder_meta,
@@ -150,7 +150,7 @@ def load_checkpoint_dir(path: str | Path, *, name: str | None = None,
 
     Refuses (TasBenchError, one line) a missing or corrupted file, a checkpoint whose sha256
     differs from ``expect_sha256`` or from its ``run.json``, a checkpoint of another system kind
-    or written for another config than ``config.json`` (see :func:`tas_bench.runs.open_model_dir`).
+    or written for another config than ``config.json`` (see :func:`tas_bench.runtime.runs.open_model_dir`).
     """
     md = open_model_dir(path, fmt=FORMAT, what=WHAT, kinds=kinds, expect_sha256=expect_sha256)
     cfg = config_from_dict(md.config, where=str(md.root / "config.json"))

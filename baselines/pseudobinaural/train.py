@@ -21,9 +21,9 @@ import torch
 from baselines.pseudobinaural.config import config_from_dict, resolve_config
 from baselines.pseudobinaural.data import WindowSampler, fixed_windows, load_split
 from baselines.pseudobinaural.system import FORMAT, WHAT, build_model, count_parameters, model_meta
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import dataset_fingerprint, load_dataset
-from tas_bench.runs import (
+from tas_bench.data.manifest import dataset_fingerprint, load_dataset
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.runs import (
     METRICS_FILE,
     MODEL_FILE,
     MetricsLog,
@@ -35,7 +35,7 @@ from tas_bench.runs import (
     save_model,
     set_rng_state,
 )
-from tas_bench.text import build_vocab, vocab_from_meta
+from tas_bench.runtime.text import build_vocab, vocab_from_meta
 
 METRIC_FIELDS = ("step", "train_loss", "val_loss", "lr", "wall_s", "steps_per_s")
 #: Config fields that may change when a run is resumed (length and bookkeeping only).

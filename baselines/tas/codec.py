@@ -38,8 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import sha256_file, stable_hash
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import sha256_file, stable_hash
 
 SAMPLE_RATE = 16000
 

@@ -31,8 +31,8 @@ from baselines.tas.diffusion import (
     scheduler_config,
 )
 from baselines.tas.unet import DOWNSAMPLE, PRESETS
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import stable_hash
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import stable_hash
 
 KINDS = ("tas", "tas-notext", "tas-noflip")
 FORMAT = "tas-pipeline"

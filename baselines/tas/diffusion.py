@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START = 0.0015

@@ -46,9 +46,9 @@ from baselines.tas.flipper import Flipper
 from baselines.tas.losses import total_loss
 from baselines.tas.unet import DOWNSAMPLE, build_unet, count_parameters, unet_config
 from baselines.tas.windowing import merge_windows, plan_windows
-from tas_bench.audio_io import resample
-from tas_bench.errors import TasBenchError
-from tas_bench.fileio import sha256_file, write_json_atomic
+from tas_bench.runtime.audio_io import resample
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.fileio import sha256_file, write_json_atomic
 
 CONFIG_FILE = "tas_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -77,7 +77,7 @@ def _text_length(enc: nn.Module) -> int:
 
 def build_text_encoder_from(cfg: dict[str, Any], vocab: list[str] | None) -> nn.Module:
     """The text encoder described by the config's ``text_encoder`` object (shared module)."""
-    from tas_bench.text import build_text_encoder
+    from tas_bench.runtime.text import build_text_encoder
 
     args = {k: v for k, v in cfg.items() if k != "kind"}
     return build_text_encoder(cfg["kind"], vocab=vocab, **args)
@@ -275,7 +275,7 @@ class TASPipeline:
                 "flipper": self.model.flipper.config if self.model.flipper is not None else None}
 
     def _meta(self) -> dict[str, str]:
-        from tas_bench.text import text_encoder_meta
+        from tas_bench.runtime.text import text_encoder_meta
 
         meta = {"format": FORMAT, "kind": self.config.kind, "model_hash": self.config.model_hash()}
         if self.codec.fingerprint():
@@ -289,7 +289,7 @@ class TASPipeline:
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``tas_config.json`` and ``model.safetensors`` into ``folder`` (atomically each)."""
-        from tas_bench.runs import save_model
+        from tas_bench.runtime.runs import save_model
 
         root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
@@ -347,7 +347,7 @@ class TASPipeline:
         if expect_sha256 and sha != expect_sha256:
             raise TasBenchError(f"weights sha256 {sha[:12]}… differ from the registered "
                                 f"{expect_sha256[:12]}…: modified or corrupted", path=wpath)
-        from tas_bench.runs import read_model
+        from tas_bench.runtime.runs import read_model
 
         tensors, meta = read_model(wpath, fmt=FORMAT, what="TAS")
         if meta.get("kind") != cfg.kind:
@@ -360,7 +360,7 @@ class TASPipeline:
         if (codec.fingerprint() or None) != (meta.get("codec_fingerprint") or None):
             raise TasBenchError("the codec folder differs from the one this checkpoint was trained "
                                 "with (fingerprint)", path=cfg.codec.get("path") or wpath)
-        from tas_bench.text import check_text_encoder_meta, vocab_from_meta
+        from tas_bench.runtime.text import check_text_encoder_meta, vocab_from_meta
 
         enc = build_text_encoder_from(cfg.text_encoder, vocab_from_meta(meta))
         check_text_encoder_meta(enc, meta, cfg.text_encoder.get("t5_path"))
@@ -429,7 +429,7 @@ class TASSystem(System):
         return self.pipeline.config.model_hash()
 
     def card(self) -> dict[str, Any]:
-        from tas_bench.runs import revision
+        from tas_bench.runtime.runs import revision
 
         card = self.pipeline.card(self.name)
         card["revision"] = revision(self.checkpoint_sha256 or "", self.model_hash)

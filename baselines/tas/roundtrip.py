@@ -30,9 +30,9 @@ from baselines.tas.codec import Codec, RelativeSTFTCodec
 from baselines.tas.windowing import merge_windows, plan_windows, split_windows
 from evaluators.localiser import interaural_cues
 from evaluators.signal import signal_metrics_batch
-from tas_bench.audio_io import read_audio
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import load_dataset
+from tas_bench.data.manifest import load_dataset
+from tas_bench.runtime.audio_io import read_audio
+from tas_bench.runtime.errors import TasBenchError
 
 
 def _pooled(z: torch.Tensor, pool: int) -> torch.Tensor:

@@ -3,7 +3,7 @@
 ``python -m baselines.tas.ship RUN DEST --name NAME --data-command "..." [--steps N]
 [--guidance-scale S] [--seed K] [--eval REPORT.json] [--notes TEXT]``
 
-The folder is written by the kind-generic :func:`tas_bench.ship.ship` (weights,
+The folder is written by the kind-generic :func:`tas_bench.runtime.ship.ship` (weights,
 configs, run record, ``train_log.csv``, ``card.json``); then the shipped default sampling
 (DDIM steps, guidance scale, seed: validated by ``TASPipeline.set_sampling``) is written into
 DEST's ``tas_config.json`` and the card. Sampling settings are outside the model hash, so the
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from baselines.tas.pipeline import CONFIG_FILE, TASPipeline
-from tas_bench.fileio import write_json_atomic
-from tas_bench.ship import ship
+from tas_bench.runtime.fileio import write_json_atomic
+from tas_bench.runtime.ship import ship
 
 
 def ship_tas(run: str | Path, dest: str | Path, name: str, data_command: str, *,

@@ -1,4 +1,4 @@
-"""The TAS kinds' loader for the run registry (:mod:`tas_bench.runs`).
+"""The TAS kinds' loader for the run registry (:mod:`tas_bench.runtime.runs`).
 
 ``load_checkpoint_dir(path, *, name=None, expect_sha256=None, device="cpu")`` opens a folder
 written by :meth:`~baselines.tas.pipeline.TASPipeline.save_pretrained` (a finished run folder
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from baselines.tas.config import KINDS
 from baselines.tas.pipeline import WEIGHTS_FILE, TASPipeline, TASSystem
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 __all__ = ["TASSystem", "load_checkpoint_dir", "load_demo", "load_notext_demo", "load_noflip_demo"]
 
@@ -25,7 +25,7 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 def load_checkpoint_dir(path: str | Path, *, name: str | None = None,
                         expect_sha256: str | None = None, device: str = "cpu") -> TASSystem:
     """A TAS system from a pipeline folder (refusals: see ``TASPipeline.from_pretrained``)."""
-    from tas_bench.runs import RUN_FILE, read_json
+    from tas_bench.runtime.runs import RUN_FILE, read_json
 
     root = Path(path)
     record = read_json(root / RUN_FILE, "run record") if (root / RUN_FILE).is_file() else {}

@@ -41,10 +41,10 @@ from baselines.pseudobinaural.config import load_config_file
 from baselines.pseudobinaural.data import WindowSampler, fixed_windows, load_split
 from baselines.tas.config import FORMAT, KINDS, config_from_dict, preset_config
 from baselines.tas.pipeline import TASPipeline
-from tas_bench import runs
-from tas_bench.errors import TasBenchError
-from tas_bench.manifest import dataset_fingerprint, load_dataset
-from tas_bench.runs import (
+from tas_bench.data.manifest import dataset_fingerprint, load_dataset
+from tas_bench.runtime import runs
+from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.runs import (
     METRICS_FILE,
     MetricsLog,
     finish_run,
@@ -53,7 +53,7 @@ from tas_bench.runs import (
     prepare_run,
     set_rng_state,
 )
-from tas_bench.text import build_vocab, vocab_from_meta
+from tas_bench.runtime.text import build_vocab, vocab_from_meta
 
 WHAT = "TAS"
 METRIC_FIELDS = ("step", "train_loss", "diffusion_loss", "flipper_loss", "flipper_acc", "val_loss",

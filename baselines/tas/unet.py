@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 DOWN_BLOCKS = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
 UP_BLOCKS = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 
 @dataclass(frozen=True)

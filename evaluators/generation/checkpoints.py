@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 
 def _numpy_safe_globals() -> list:

@@ -105,7 +105,7 @@ class Cnn14(nn.Module):
 def build_cnn14(sample_rate: int = 16000) -> Cnn14:
     """An (untrained) Cnn14 for ``sample_rate`` 16000 or 32000 Hz, in eval mode, float32."""
     if sample_rate not in CONFIGS:
-        from tas_bench.errors import TasBenchError
+        from tas_bench.runtime.errors import TasBenchError
 
         raise TasBenchError(f"PANNs Cnn14 exists for 16000 and 32000 Hz, not {sample_rate}",
                             field="panns_rate")

@@ -26,7 +26,7 @@ VGGish). The runner hands (2, T) audio at ``sample_rate`` = ``panns_rate`` (1600
   full length, one item per forward pass (batch 1, like the toolbox; results do not depend on
   which clips share a ``process_batch`` call).
 * VGGish: no DC removal and no padding (as the FAD loader); audio at 32 kHz is resampled to
-  16 kHz with :func:`tas_bench.audio_io.resample`.
+  16 kHz with :func:`tas_bench.runtime.audio_io.resample`.
 
 Differences from the toolbox that are not bit-exact: the toolbox removes DC at the file rate
 before resampling and resamples with torchaudio (FD/KL) or resampy (FAD); here the runner's
@@ -52,7 +52,7 @@ from evaluators.generation import cnn14 as cnn14_mod
 from evaluators.generation import vggish as vggish_mod
 from evaluators.generation.divergences import inception_score, kl_sigmoid, kl_softmax
 from evaluators.generation.frechet import GaussianStats, frechet_from_stats
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 CHANNEL_POLICIES = ("left", "right", "mid", "both")
 #: The toolbox zero-pads shorter clips to this many samples (at the PANNs rate).
@@ -122,7 +122,7 @@ class GenerationEvaluator(Evaluator):
                                 field="generation.is_splits")
         if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
             raise TasBenchError(f"{device!r} must be 'cpu' or 'cuda[:N]'", field="generation.device")
-        from tas_bench.weights import check_name
+        from tas_bench.runtime.weights import check_name
 
         self.channel_policy = channel_policy
         self.fad_channel_policy = fad_channel_policy
@@ -160,7 +160,7 @@ class GenerationEvaluator(Evaluator):
         return {"cnn14": self.cnn14_weights, "vggish": self.vggish_weights}
 
     def check_requirements(self, dataset: Any) -> str | None:
-        from tas_bench.weights import resolve_weight
+        from tas_bench.runtime.weights import resolve_weight
 
         if self.device != "cpu" and not torch.cuda.is_available():
             return f"generation.device is {self.device!r} but CUDA is not available"
@@ -173,7 +173,7 @@ class GenerationEvaluator(Evaluator):
         return None
 
     def weights_info(self) -> dict[str, dict[str, Any]]:
-        from tas_bench.weights import KNOWN, resolve_weight, weights_dir
+        from tas_bench.runtime.weights import KNOWN, resolve_weight, weights_dir
 
         info: dict[str, dict[str, Any]] = {}
         for role, name in self._roles().items():
@@ -191,7 +191,7 @@ class GenerationEvaluator(Evaluator):
 
     def _load_cnn14(self) -> cnn14_mod.Cnn14:
         if self._cnn14 is None:
-            from tas_bench.weights import resolve_weight
+            from tas_bench.runtime.weights import resolve_weight
 
             st = resolve_weight(self.cnn14_weights)
             self._cnn14 = cnn14_mod.load_cnn14(st.path, self.panns_rate).to(self.device)
@@ -199,7 +199,7 @@ class GenerationEvaluator(Evaluator):
 
     def _load_vggish(self) -> vggish_mod.VGGish:
         if self._vggish is None:
-            from tas_bench.weights import resolve_weight
+            from tas_bench.runtime.weights import resolve_weight
 
             st = resolve_weight(self.vggish_weights)
             self._vggish = vggish_mod.load_vggish(st.path).to(self.device)
@@ -226,7 +226,7 @@ class GenerationEvaluator(Evaluator):
     def vggish_outputs(self, signals: list[np.ndarray]) -> np.ndarray:
         """VGGish frame embeddings ``(frames, 128)`` float32 of mono signals at ``sample_rate``,
         all signals' frames concatenated in order."""
-        from tas_bench.audio_io import resample
+        from tas_bench.runtime.audio_io import resample
 
         model = self._load_vggish()
         out = []

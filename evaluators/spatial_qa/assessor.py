@@ -168,7 +168,7 @@ class SpatialQAAssessor(nn.Module):
         return answers
 
 
-# ---- persistence: the shared run-folder format (tas_bench.runs) ------------------------------
+# ---- persistence: the shared run-folder format (tas_bench.runtime.runs) ------------------------------
 FORMAT = "tas-bench-spatial-qa/1"
 WHAT = "spatial-QA assessor"
 KINDS = ("assessor",)
@@ -202,7 +202,7 @@ def trainable_state(a: SpatialQAAssessor, *, external: bool, with_llm: bool) -> 
 def load_trainable_state(a: SpatialQAAssessor, tensors: dict[str, Any], *, external: bool,
                          where: Any) -> None:
     """Inverse of :func:`trainable_state` (``llm.*`` tensors are loaded when present)."""
-    from tas_bench.errors import TasBenchError
+    from tas_bench.runtime.errors import TasBenchError
 
     def part(prefix: str) -> dict[str, Any]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -235,7 +235,7 @@ class LoadedAssessor:
         self.root = root
 
     def card(self) -> dict[str, Any]:
-        from tas_bench.runs import revision
+        from tas_bench.runtime.runs import revision
 
         return {"name": self.name, "kind": "assessor",
                 "revision": revision(self.checkpoint_sha256, self.model_hash),
@@ -258,9 +258,9 @@ def load_assessor_run(path: Any, *, name: str | None = None, expect_sha256: str 
 
     from evaluators.spatial_qa.encoder import EncoderConfig
     from evaluators.spatial_qa.llm import llm_fingerprint, load_llm
-    from tas_bench.errors import TasBenchError
-    from tas_bench.fileio import sha256_file, stable_hash
-    from tas_bench.runs import open_model_dir
+    from tas_bench.runtime.errors import TasBenchError
+    from tas_bench.runtime.fileio import sha256_file, stable_hash
+    from tas_bench.runtime.runs import open_model_dir
 
     md = open_model_dir(path, fmt=FORMAT, what=WHAT, kinds=KINDS, expect_sha256=expect_sha256)
     try:

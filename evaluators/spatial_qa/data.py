@@ -15,8 +15,8 @@ from evaluators.spatial_qa.encoder import (
     geometry_targets,
     loudness_normalize,
 )
-from tas_bench.audio_io import read_audio, resample
-from tas_bench.manifest import Clip, Dataset
+from tas_bench.data.manifest import Clip, Dataset
+from tas_bench.runtime.audio_io import read_audio, resample
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 SAMPLE_RATE = 32000
 N_FFT = 1024

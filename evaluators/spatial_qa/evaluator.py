@@ -1,7 +1,7 @@
 """The ``spatial_qa`` evaluator: Table 2's understanding gaps (DOA, DE, Direction, Distance).
 
 For every QA item of a scored clip the assessor answers twice, on the reference audio and on
-the prediction; :func:`tas_bench.qa.answer_correct` scores each answer against the manifest's
+the prediction; :func:`tas_bench.data.qa.answer_correct` scores each answer against the manifest's
 truth (REFERENCE.md §6 Decision). Per clip and category: accuracy on the reference
 (``*_acc_ref``), on the prediction (``*_acc_pred``) and the gap
 ``100 x (acc_ref - acc_pred)`` in percentage points (``*_gap``, lower is better; NaN for a clip
@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evaluators.base import ClipInput, ClipOutput, Evaluator, MetricSpec
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 CATEGORIES = ("DOA", "DE", "Direction", "Distance")
 DEFAULT_ASSESSOR = "spatial-qa-demo"
@@ -53,7 +53,7 @@ def _metrics() -> tuple[MetricSpec, ...]:
 def resolve_assessor(name: str) -> Path:
     """Folder of an assessor: a path, a shipped name, or one registered with
     ``tas-bench register NAME RUN``."""
-    from tas_bench.systems_store import registered_run_folder
+    from tas_bench.runtime.systems_store import registered_run_folder
 
     p = Path(name)
     if p.is_dir():
@@ -70,7 +70,7 @@ def resolve_assessor(name: str) -> Path:
 
 
 def _parseable(category: str, answer: str) -> bool:
-    from tas_bench.qa import normalize_answer, parse_direction, parse_distance
+    from tas_bench.data.qa import normalize_answer, parse_direction, parse_distance
 
     if category == "DOA":
         return parse_direction(answer) is not None
@@ -206,7 +206,7 @@ class SpatialQAEvaluator(Evaluator):
         return [o or [] for o in out]
 
     def process_batch(self, batch: list[ClipInput]) -> list[ClipOutput]:
-        from tas_bench.qa import answer_correct
+        from tas_bench.data.qa import answer_correct
 
         items = [[q for q in b.clip.qa if q.category in CATEGORIES] for b in batch]
         unknown = [len(b.clip.qa) - len(it) for b, it in zip(batch, items)]

@@ -39,7 +39,7 @@ from evaluators.spatial_qa.llm import (
     train_qa_tokenizer,
 )
 from evaluators.spatial_qa.projector import QFormerProjector
-from tas_bench.errors import TasBenchError
+from tas_bench.runtime.errors import TasBenchError
 
 
 @dataclass
@@ -214,7 +214,7 @@ def direction_accuracy_of_heads(a: SpatialQAAssessor, feats: torch.Tensor,
 
 
 
-# ---- the `tas-bench train assessor` kind (shared run folder: tas_bench.runs) ---------------------
+# ---- the `tas-bench train assessor` kind (shared run folder: tas_bench.runtime.runs) ---------------------
 KIND = "assessor"
 METRIC_FIELDS = ("step", "stage", "loss", "lr", "val_doa", "val_de", "val_direction",
                  "val_distance", "val_az_within_20", "val_lr_sign", "wall_s")
@@ -231,7 +231,7 @@ def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any =
                             ) -> dict[str, Any]:
     """The full config dict of an assessor run from defaults, a JSON config file and CLI
     overrides (``steps`` sets ``qa_steps``); unknown fields are refused."""
-    from tas_bench.fileio import read_json_object
+    from tas_bench.runtime.fileio import read_json_object
 
     base = AssessorTrainConfig().to_dict()
     cfg: dict[str, Any] = {"kind": KIND, **base, "llm_path": None, "checkpoint_every": 500,
@@ -278,7 +278,7 @@ def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
 def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],
                 *, max_new_tokens: int = 12, batch: int = 32) -> dict[str, float]:
     """Accuracy per QA category of ``a`` on ``examples`` (features indexed by example.clip)."""
-    from tas_bench.qa import answer_correct
+    from tas_bench.data.qa import answer_correct
 
     hits: dict[str, list[bool]] = {}
     was_training = a.training
@@ -312,9 +312,9 @@ def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = Non
         trainable_state,
     )
     from evaluators.spatial_qa.encoder import SpatialFrontEnd
-    from tas_bench.fileio import sha256_file, stable_hash
-    from tas_bench.manifest import dataset_fingerprint, load_dataset
-    from tas_bench.runs import (
+    from tas_bench.data.manifest import dataset_fingerprint, load_dataset
+    from tas_bench.runtime.fileio import sha256_file, stable_hash
+    from tas_bench.runtime.runs import (
         METRICS_FILE,
         MODEL_FILE,
         MetricsLog,
