@@ -15,6 +15,8 @@ global it needs, how to convert it); we never suggest loading it with ``weights_
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -69,21 +71,37 @@ def _refusal(exc: BaseException) -> str:
             + (f": {first[:200]}" if first else "") + ")")
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, as a flat ``{name: tensor}`` dict."""
+def load_state_dict_file(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, as a flat ``{name: tensor}`` dict.
+
+    The file is read once into memory and parsed from those bytes. With ``expected_sha256``
+    (the hash a cache key or a results record was built from) the bytes read must have that
+    sha256: a file replaced between hashing and loading is refused, never scored under the old
+    hash."""
     p = Path(path)
     if not p.is_file():
         raise TasBenchError("checkpoint file not found", path=p)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise TasBenchError(f"cannot read checkpoint ({exc.strerror or exc})", path=p) from None
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256:
+            raise TasBenchError(
+                f"file changed after it was hashed (sha256 {expected_sha256[:12]}... when hashed, "
+                f"{actual[:12]}... when loaded)", path=p,
+                hint="another process replaced the weights during this run; run the command again")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_bytes
 
         try:
-            return dict(load_file(str(p), device="cpu"))
+            return dict(load_bytes(data))
         except Exception as exc:  # safetensors raises its own error types
             raise TasBenchError(f"unreadable safetensors file ({exc})", path=p) from None
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors come in many types
         raise TasBenchError(_refusal(exc), path=p) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
@@ -94,9 +112,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_into(model: nn.Module, path: str | Path) -> None:
-    """Load ``path`` into ``model`` with strict key and shape checking."""
-    state = load_state_dict_file(path)
+def load_into(model: nn.Module, path: str | Path, expected_sha256: str | None = None) -> None:
+    """Load ``path`` into ``model`` with strict key and shape checking (and, with
+    ``expected_sha256``, only if the bytes loaded have that hash)."""
+    state = load_state_dict_file(path, expected_sha256)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

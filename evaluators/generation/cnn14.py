@@ -112,10 +112,10 @@ def build_cnn14(sample_rate: int = 16000) -> Cnn14:
     return Cnn14(CONFIGS[sample_rate]).float().eval()
 
 
-def load_cnn14(path: str | Path, sample_rate: int = 16000) -> Cnn14:
+def load_cnn14(path: str | Path, sample_rate: int = 16000, expected_sha256: str | None = None) -> Cnn14:
     """Cnn14 with the weights of ``path`` (official ``.pth`` or our ``.safetensors``)."""
     from evaluators.generation.checkpoints import load_into
 
     model = build_cnn14(sample_rate)
-    load_into(model, path)
+    load_into(model, path, expected_sha256)
     return model.float().eval()

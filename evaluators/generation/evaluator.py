@@ -136,6 +136,9 @@ class GenerationEvaluator(Evaluator):
         self.device = device
         self._cnn14: cnn14_mod.Cnn14 | None = None
         self._vggish: vggish_mod.VGGish | None = None
+        # sha256 per weight name as first reported by weights_info() (the cache key's): the
+        # loaders refuse a file whose bytes no longer have it
+        self._hashed: dict[str, str] = {}
 
     # ---- configuration, requirements, weights ------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -183,7 +186,8 @@ class GenerationEvaluator(Evaluator):
                 info[name] = {"role": role, "sha256": None, "custom": name not in KNOWN,
                               "file": str(weights_dir() / name), "status": "missing"}
                 continue
-            info[name] = {"role": role, "sha256": st.sha256, "custom": st.custom,
+            self._hashed.setdefault(name, st.sha256)
+            info[name] = {"role": role, "sha256": self._hashed[name], "custom": st.custom,
                           "file": st.path, "status": st.status, "size": st.size}
             if st.note:
                 info[name]["note"] = st.note
@@ -194,7 +198,8 @@ class GenerationEvaluator(Evaluator):
             from tas_bench.runtime.weights import resolve_weight
 
             st = resolve_weight(self.cnn14_weights)
-            self._cnn14 = cnn14_mod.load_cnn14(st.path, self.panns_rate).to(self.device)
+            sha = self._hashed.setdefault(self.cnn14_weights, st.sha256)
+            self._cnn14 = cnn14_mod.load_cnn14(st.path, self.panns_rate, sha).to(self.device)
         return self._cnn14
 
     def _load_vggish(self) -> vggish_mod.VGGish:
@@ -202,7 +207,8 @@ class GenerationEvaluator(Evaluator):
             from tas_bench.runtime.weights import resolve_weight
 
             st = resolve_weight(self.vggish_weights)
-            self._vggish = vggish_mod.load_vggish(st.path).to(self.device)
+            sha = self._hashed.setdefault(self.vggish_weights, st.sha256)
+            self._vggish = vggish_mod.load_vggish(st.path, sha).to(self.device)
         return self._vggish
 
     # ---- per clip ----------------------------------------------------------------------------

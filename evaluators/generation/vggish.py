@@ -128,10 +128,10 @@ def build_vggish() -> VGGish:
     return VGGish().float().eval()
 
 
-def load_vggish(path: str | Path) -> VGGish:
+def load_vggish(path: str | Path, expected_sha256: str | None = None) -> VGGish:
     """VGGish with the weights of ``path`` (``vggish-10086976.pth`` or our ``.safetensors``)."""
     from evaluators.generation.checkpoints import load_into
 
     model = build_vggish()
-    load_into(model, path)
+    load_into(model, path, expected_sha256)
     return model.float().eval()
