@@ -51,6 +51,8 @@ TRIM_TOP_DB = 40.0
 MAX_GAP = 0.1
 TARGET_RMS = 0.1
 PIPELINE_VERSION = 1
+#: The shortest source the simulator takes, in samples at the dataset rate after trimming.
+MIN_SOURCE_SAMPLES = 16
 #: Fractions of source groups assigned to test and val (the rest is train).
 SPLIT_FRACTIONS = {"test": 0.15, "val": 0.10}
 DEBIAN_PACKAGES = ("sound-theme-freedesktop", "sonic-pi-samples", "pocketsphinx-testdata",
@@ -385,7 +387,7 @@ def prepare_source(path: str | Path, sample_rate: int) -> np.ndarray:
         pieces.append(x[a:b])
     y = np.concatenate(pieces) if pieces else np.zeros(0)
     rms = float(np.sqrt(np.mean(y**2))) if y.size else 0.0
-    if y.size < 16 or not rms > 1e-7:
+    if y.size < MIN_SOURCE_SAMPLES or not rms > 1e-7:
         raise AudioError("source is silent after trimming (no sound above -"
                          f"{TRIM_TOP_DB:g} dB of its peak)", path=path)
     return (y * (TARGET_RMS / rms)).astype(np.float32)
