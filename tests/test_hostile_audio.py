@@ -20,7 +20,7 @@ import tas_bench.runtime.audio_io as audio_io
 from tas_bench.pipeline.cli import EXIT_BROKEN_PIPE, main
 from tas_bench.runtime.audio_io import probe_audio, read_audio, write_wav
 from tas_bench.runtime.errors import AudioError
-from tas_bench.runtime.fileio import TMP_MARK, _host
+from tas_bench.runtime.fileio import TMP_MARK, host_tag
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -313,9 +313,9 @@ def test_generate_sweeps_orphaned_temp_files(data_pred, tmp_path: Path, capsys) 
     out.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    orphan = out / f".clip001.wav{TMP_MARK}{_host()}.{dead.pid}.zz9abc.wav"
+    orphan = out / f".clip001.wav{TMP_MARK}{host_tag()}.{dead.pid}.zz9abc.wav"
     orphan.write_bytes(b"RIFF half")
-    live = out / f".clip002.wav{TMP_MARK}{_host()}.{os.getpid()}.zz9abd.wav"
+    live = out / f".clip002.wav{TMP_MARK}{host_tag()}.{os.getpid()}.zz9abd.wav"
     live.write_bytes(b"RIFF live")
     rc, _, _ = _cli(["generate", "--system", "mono-mono", "--data", str(data), "--out", str(out),
                      "--no-progress"], capsys)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tas_bench.runtime import runs
 from tas_bench.runtime.errors import TasBenchError
-from tas_bench.runtime.fileio import TMP_MARK, _host, sha256_file
+from tas_bench.runtime.fileio import TMP_MARK, host_tag, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 FMT = "tas-bench-toy-1"
@@ -216,7 +216,7 @@ def test_keep_prunes_and_incomplete_checkpoints_are_ignored(tmp_path: Path) -> N
     # what a killed writer leaves: a temp folder of a process that no longer exists
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    orphan = root / f".step_00000005{TMP_MARK}{_host()}.{int(dead.stdout)}.abcd"
+    orphan = root / f".step_00000005{TMP_MARK}{host_tag()}.{int(dead.stdout)}.abcd"
     orphan.mkdir()
     (orphan / "model.safetensors").write_bytes(b"partial")
     assert runs.latest_checkpoint(tmp_path) == root / "step_00000004"

@@ -90,11 +90,11 @@ def _score_proc(data: Path, pred: Path, out: Path, cache: Path) -> list[str]:
 
 def _plant_orphan(folder: Path, final_name: str, pid: int) -> Path:
     """A temporary file as fileio.atomic_path names it, left by the (dead) process ``pid``."""
-    from tas_bench.runtime.fileio import TMP_MARK, _host
+    from tas_bench.runtime.fileio import TMP_MARK, host_tag
 
     folder.mkdir(parents=True, exist_ok=True)
     suffix = Path(final_name).suffix
-    p = folder / f".{final_name}{TMP_MARK}{_host()}.{pid}.k1ll3d{suffix}"
+    p = folder / f".{final_name}{TMP_MARK}{host_tag()}.{pid}.k1ll3d{suffix}"
     p.write_bytes(b"half-written")
     return p
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import socket
 import stat
@@ -41,7 +42,8 @@ def _umask() -> int:
     return old
 
 
-def _host() -> str:
+def host_tag() -> str:
+    """This machine's host name as it appears in temporary names (dots and slashes -> '-')."""
     return socket.gethostname().replace(".", "-").replace("/", "-") or "host"
 
 
@@ -72,7 +74,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{final.name}{TMP_MARK}{_host()}.{os.getpid()}.",
+        prefix=f".{final.name}{TMP_MARK}{host_tag()}.{os.getpid()}.",
         suffix=suffix or final.suffix or ".tmp",
         dir=final.parent,
     )
@@ -88,6 +90,30 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary folder next to ``path``; on success rename it onto ``path``
+    (replacing a folder already there), so readers see the old folder or the whole new one.
+
+    The name carries :data:`TMP_MARK`, host and pid like :func:`atomic_path`'s, so
+    :func:`sweep_orphans` removes what a killed writer left. On an exception the temporary
+    folder is removed and ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}{TMP_MARK}{host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.mkdir()  # mode 0777 less the umask, like any folder
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -114,7 +140,7 @@ def orphaned_temp(path: Path) -> bool:
     if len(rest) < 3 or not rest[1].isdigit():
         return False
     host, pid = rest[0], int(rest[1])
-    if host == _host():
+    if host == host_tag():
         return not _pid_alive(pid)
     try:
         return time.time() - path.stat().st_mtime > 86400

@@ -53,8 +53,6 @@ import contextlib
 import csv
 import io
 import json
-import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -67,9 +65,7 @@ from typing import Any
 from tas_bench.runtime import systems_store
 from tas_bench.runtime.errors import TasBenchError
 from tas_bench.runtime.fileio import (
-    TMP_MARK,
-    _fsync_dir,
-    _host,
+    atomic_dir,
     atomic_path,
     sha256_file,
     stable_hash,
@@ -115,27 +111,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (r.stdout.strip() or None) if r.returncode == 0 else None
-
-
-@contextlib.contextmanager
-def _atomic_dir(final: Path):  # type: ignore[no-untyped-def]
-    """Yield a fresh temporary folder next to ``final``; on success rename it onto ``final``.
-
-    The name carries :data:`tas_bench.runtime.fileio.TMP_MARK` with host and pid, so
-    :func:`tas_bench.runtime.fileio.sweep_orphans` removes what a killed writer left.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}{TMP_MARK}{_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-    tmp.mkdir()  # mode 0777 less the umask, like any folder
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ---------------------------------------------------------------- safetensors files
@@ -279,7 +254,7 @@ def save_checkpoint(run: str | Path, step: int, model_state: Mapping[str, Any],
     from safetensors.torch import save_file
 
     final = Path(run) / CHECKPOINTS_DIR / f"step_{int(step):08d}"
-    with _atomic_dir(final) as tmp:
+    with atomic_dir(final) as tmp:
         save_model(tmp / MODEL_FILE, model_state, meta, fmt=fmt)
         opt_tensors, opt_json = optimizer_to_files(opt_state)
         opt_tensors.update(rng_state())
