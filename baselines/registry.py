@@ -87,19 +87,67 @@ def describe(name: str) -> dict[str, Any]:
     return {**rec.get("card", {}), "name": name, "registered": True, "run": rec["run"]}
 
 
-def list_systems() -> list[dict[str, Any]]:
-    """Cards of every system: built-ins, entry-point plugins, then user-registered runs."""
-    cards = []
-    for name in SYSTEMS.names():
+def system_listing() -> list[dict[str, Any]]:
+    """Every system registration, usable or not, in listing order: built-ins and plugins, the
+    entry points ignored because their name is taken, then user-registered runs.
+
+    Each entry: ``name``, ``status`` (``"ok"``, ``"broken"`` or ``"ignored"``), ``reason``
+    (why it is broken or ignored; ``None`` when ok) and ``card`` (the system card; ``{}`` when
+    it cannot be read). ``tas-bench ls systems`` and :func:`tas_bench.list_systems` both print
+    this list, so they never disagree."""
+    from tas_bench.runtime.registry import one_line
+
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, status: str, reason: str | None = None,
+            card: dict[str, Any] | None = None) -> None:
+        out.append({"name": name, "status": status, "reason": reason, "card": card or {}})
+
+    for name, _obj, err in SYSTEMS.resolve_all():
+        if err is None:
+            try:
+                card = describe(name)
+                if not isinstance(card, dict):
+                    raise TypeError(f"its card is a {type(card).__name__}, not an object")
+                add(name, "ok", card={**card, "name": name})
+                continue
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
+                err = f"system {name!r} ({SYSTEMS.origin(name)}): cannot describe it ({one_line(exc)})"
+        add(name, "broken", err)
+    for e in SYSTEMS.ignored():
+        add(e.name, "ignored", f"{e.origin}: {e.reason}")
+    folder = systems_store.systems_dir()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        name = path.stem
         try:
-            cards.append(describe(name))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
-            cards.append({"name": name, "description": f"(cannot load: {exc})"})
-    for rec in systems_store.list_records():
-        if rec["name"] not in SYSTEMS:
-            cards.append({**rec.get("card", {}), "name": rec["name"], "registered": True,
-                          "run": rec["run"]})
-    return cards
+            rec = systems_store.load_record(name)
+            if rec is None:
+                raise TasBenchError(f"{name!r} is not a valid system name (lower-case letters, "
+                                    f"digits, . _ -), so the record is never used", path=path)
+            if not isinstance(rec.get("card", {}), dict):
+                raise TasBenchError("'card' is not an object", path=path)
+        except TasBenchError as exc:
+            add(name, "broken", f"registered system record {exc}")
+            continue
+        if name in SYSTEMS:
+            add(name, "ignored", f"registered system record {path}: the name is taken by a "
+                                 f"built-in or plugin system")
+            continue
+        run = Path(str(rec.get("run")))
+        if not run.is_dir():
+            add(name, "broken", f"registered system record {path}: its run folder {run} does "
+                                f"not exist")
+            continue
+        add(name, "ok", card={**rec.get("card", {}), "name": name, "registered": True,
+                              "run": rec["run"]})
+    return out
+
+
+def list_systems() -> list[dict[str, Any]]:
+    """Cards of every usable system (built-ins, entry-point plugins, then user-registered runs),
+    in :func:`system_listing` order; broken and ignored registrations are left out (see
+    :func:`system_listing` for those)."""
+    return [e["card"] for e in system_listing() if e["status"] == "ok"]
 
 
 def register_run(name: str, run: str | Path) -> dict[str, Any]:

@@ -233,7 +233,9 @@ def test_generate_and_systems_match_the_cli(tiny, tmp_path: Path, capsys) -> Non
     capsys.readouterr()
     assert main(["ls", "systems"]) == 0
     listed = [ln.split(" (")[0] for ln in capsys.readouterr().out.splitlines()]
-    assert list(df["name"]) == listed and list(df.columns[:3]) == ["name", "revision", "description"]
+    assert list(df["name"]) == listed
+    assert list(df.columns[:5]) == ["name", "status", "reason", "revision", "description"]
+    assert set(df["status"]) == {"ok"}
     rev = df.set_index("name").loc["mono-mono", "revision"]
     assert rev == system.card()["revision"]
 

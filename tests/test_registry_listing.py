@@ -145,6 +145,15 @@ def test_ls_systems_lists_broken_registrations(plugins: dict[str, list[EntryPoin
         assert "mono-mono  IGNORED: entry point mono-mono = no_such_package:Other" in out
         assert err.count("\n") == 1 and "Traceback" not in err
         assert "6 broken system registrations" in err and "third-party" in err
+    # the Python API lists the same registrations, in the same order, with the same status
+    import tas_bench
+
+    df = tas_bench.list_systems()
+    from_ls = [(ln.split(" ")[0], "broken" if "  BROKEN: " in ln else
+                "ignored" if "  IGNORED: " in ln else "ok") for ln in out.splitlines()]
+    assert list(zip(df["name"], df["status"])) == from_ls
+    reasons = dict(zip(df["name"], df["reason"]))
+    assert "does not exist" in reasons["lost-run"] and "no_such_package" in reasons["gone"]
 
 
 def test_ls_evaluators_lists_broken_registrations(plugins: dict[str, list[EntryPoint]],

@@ -144,14 +144,18 @@ def load_system(name: str, device: str = "cpu") -> Any:
 
 
 def list_systems() -> pd.DataFrame:
-    """The cards of every registered system (``tas-bench ls systems``), one row each;
-    ``name`` first, then ``revision``, ``description`` and the other card fields."""
+    """Every system registration ``tas-bench ls systems`` lists, one row each, broken and
+    ignored ones included: ``name``, ``status`` (ok / broken / ignored), ``reason``, then
+    ``revision``, ``description`` and the other card fields (empty where the card cannot be
+    read)."""
     import pandas as pd
 
-    from baselines.registry import list_systems as _list
+    from baselines.registry import system_listing
 
-    df = pd.DataFrame.from_records(_list())
-    first = [c for c in ("name", "revision", "description") if c in df.columns]
+    rows = [{**e["card"], "name": e["name"], "status": e["status"], "reason": e["reason"]}
+            for e in system_listing()]
+    df = pd.DataFrame.from_records(rows)
+    first = [c for c in ("name", "status", "reason", "revision", "description") if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from tas_bench.runtime.registry import Registry, one_line
@@ -64,50 +63,17 @@ def _card_line(card: dict[str, Any]) -> str:
 
 
 def _system_lines() -> tuple[list[str], list[str]]:
-    from baselines.registry import SYSTEMS, describe
-    from tas_bench.runtime import systems_store
-    from tas_bench.runtime.errors import TasBenchError
+    from baselines.registry import system_listing
 
     lines, broken = [], []
-    for name, _obj, err in SYSTEMS.resolve_all():
-        if err is None:
-            try:
-                card = describe(name)
-                if not isinstance(card, dict):
-                    raise TypeError(f"its card is a {type(card).__name__}, not an object")
-                lines.append(_card_line({**card, "name": name}))
-                continue
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
-                err = f"system {name!r} ({SYSTEMS.origin(name)}): cannot describe it ({one_line(exc)})"
-        broken.append(name)
-        lines.append(_broken(name, err))
-    lines += _ignored_lines(SYSTEMS)
-    folder = systems_store.systems_dir()
-    records = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    for path in records:
-        name = path.stem
-        try:
-            rec = systems_store.load_record(name)
-            if rec is None:
-                raise TasBenchError(f"{name!r} is not a valid system name (lower-case letters, "
-                                    f"digits, . _ -), so the record is never used", path=path)
-            if not isinstance(rec.get("card", {}), dict):
-                raise TasBenchError("'card' is not an object", path=path)
-        except TasBenchError as exc:
-            broken.append(name)
-            lines.append(_broken(name, f"registered system record {exc}"))
-            continue
-        if name in SYSTEMS:
-            lines.append(f"{name}  IGNORED: registered system record {path}: the name is taken by "
-                         f"a built-in or plugin system")
-            continue
-        run = Path(str(rec.get("run")))
-        if not run.is_dir():
-            broken.append(name)
-            lines.append(_broken(name, f"registered system record {path}: its run folder {run} "
-                                       f"does not exist"))
-            continue
-        lines.append(_card_line({**rec.get("card", {}), "name": name}))
+    for e in system_listing():
+        if e["status"] == "ok":
+            lines.append(_card_line(e["card"]))
+        elif e["status"] == "ignored":
+            lines.append(f"{e['name']}  IGNORED: {e['reason']}")
+        else:
+            broken.append(e["name"])
+            lines.append(_broken(e["name"], e["reason"]))
     return lines, broken
 
 
