@@ -25,8 +25,9 @@ torch.hub 8-hex-digit sha256 prefix is published, starts with it and has the pub
 Anything else — an unknown name, or a known name whose bytes differ — is *custom*: it is used,
 but results record ``custom: true`` and its actual sha256.
 
-Nothing here touches the network except :func:`download_weight`, which only runs when a user
-asks for it (``tas-bench weights download``).
+Nothing here touches the network except :func:`download_weight` and
+:func:`fetch_if_reachable`, which only run when a user asks for them (``tas-bench weights
+download``; ``make demo`` asks for the official files with ``--all --if-reachable``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ _clock_ns = time.time_ns
 #: This process's hashes: (real path, device, inode, size, mtime_ns, ctime_ns) ->
 #: (sha256, clock when hashing began).
 _MEMO: dict[tuple[Any, ...], tuple[str, int]] = {}
+
+
+class WeightsUnreachable(TasBenchError):
+    """A download address could not be reached: no network, no DNS, connection refused or
+    timed out (an HTTP error answer is not this: the server was reached)."""
 
 
 @dataclass(frozen=True)
@@ -530,7 +536,7 @@ def _http_opener() -> urllib.request.OpenerDirector:
 
 
 def download_weight(name: str, url: str | None = None, *, root: str | os.PathLike[str] | None = None,
-                    timeout: float = 30.0,
+                    timeout: float = 30.0, connect_timeout: float | None = None,
                     progress: Callable[[int, int | None], None] | None = None) -> WeightStatus:
     """Download ``name`` into the store (only when the user asks), resumable, hash-checked.
 
@@ -542,6 +548,10 @@ def download_weight(name: str, url: str | None = None, *, root: str | os.PathLik
     registered as custom with the hash of what was downloaded. Only ``http://`` and ``https://``
     addresses are fetched (also after redirects); a local file is installed with
     :func:`add_weight`.
+
+    ``timeout`` (s) bounds each network read; ``connect_timeout`` (s, default ``timeout``) the
+    connection and the server's first answer. An address that cannot be reached raises
+    :class:`WeightsUnreachable`.
     """
     check_name(name)
     known = KNOWN.get(name)
@@ -569,7 +579,8 @@ def download_weight(name: str, url: str | None = None, *, root: str | os.PathLik
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        resp = _http_opener().open(request, timeout=timeout)
+        resp = _http_opener().open(request, timeout=timeout if connect_timeout is None
+                                   else connect_timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left to fetch: the .part is complete
             resp = None
@@ -578,10 +589,12 @@ def download_weight(name: str, url: str | None = None, *, root: str | os.PathLik
                                 f"{url}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TasBenchError(
+        raise WeightsUnreachable(
             f"cannot reach {url} ({reason}); download {name} on a machine with network access "
             f"and install it with `tas-bench weights add {name} PATH`") from None
     expected_total: int | None = None
+    if resp is not None and connect_timeout is not None:
+        _set_read_timeout(resp, timeout)
     if resp is not None:
         with resp:
             if have and resp.status != 206:  # server ignored the Range header: start over
@@ -637,3 +650,77 @@ def download_weight(name: str, url: str | None = None, *, root: str | os.PathLik
                                                             "source": url}
     _write_registry(folder, registry)
     return status
+
+
+def _set_read_timeout(resp: Any, timeout: float) -> None:
+    """Give the open response's socket the read timeout ``timeout`` (s) in place of the
+    connect timeout it was opened with (where the socket can be reached; else it keeps it)."""
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+
+
+@dataclass
+class FetchOutcome:
+    """What :func:`fetch_if_reachable` did for one weight: ``outcome`` is ``fetched``,
+    ``already present``, ``custom`` (a file of that name with other bytes is kept), ``not
+    reachable`` or ``failed`` (reached, but e.g. an HTTP error or a sha256 mismatch)."""
+
+    name: str
+    outcome: str
+    detail: str = ""
+    status: WeightStatus | None = None
+
+    def line(self) -> str:
+        """One line for the user: ``NAME: OUTCOME (detail)``."""
+        return f"{self.name}: {self.outcome}" + (f" ({self.detail})" if self.detail else "")
+
+
+def fetch_if_reachable(names: list[str] | None = None, *, root: str | os.PathLike[str] | None = None,
+                       connect_timeout: float = 5.0, timeout: float = 30.0,
+                       report: Callable[[FetchOutcome], None] | None = None) -> list[FetchOutcome]:
+    """Fetch each official weight in ``names`` (default: every known one) that the store lacks,
+    from its published address, as :func:`download_weight` does (resumable, size and sha256
+    checked before it is installed); go on without it when the address cannot be reached.
+
+    A file already in the store is left alone (``already present`` when official, ``custom``
+    otherwise). ``connect_timeout`` (s) bounds each connection attempt; once a host could not be
+    reached, its other files are not tried again. ``report`` gets each outcome as it happens.
+    Never raises for a network problem: the outcomes say what happened.
+    """
+    todo = list(KNOWN) if names is None else list(dict.fromkeys(names))
+    for name in todo:
+        check_name(name)
+        if name not in KNOWN:
+            raise TasBenchError(f"{name} is not a known weight (known: {', '.join(KNOWN)}); "
+                                f"fetch another file with `tas-bench weights download {name} "
+                                f"--url URL`", field="name")
+    folder = _root(root)
+    present = {r.name: r for r in list_weights(folder) if r.status != "missing"}
+    dead_hosts: dict[str, str] = {}
+    out = []
+    for name in todo:
+        known = KNOWN[name]
+        host = urllib.parse.urlsplit(known.url).netloc
+        if name in present:
+            row = present[name]
+            result = FetchOutcome(name, "already present" if not row.custom else "custom",
+                                  f"sha256 {row.sha256}" if not row.custom
+                                  else f"{row.note}; kept, not replaced", row)
+        elif host in dead_hosts:
+            result = FetchOutcome(name, "not reachable", dead_hosts[host])
+        else:
+            try:
+                st = download_weight(name, root=folder, timeout=timeout,
+                                     connect_timeout=connect_timeout)
+                result = FetchOutcome(name, "fetched", f"sha256 {st.sha256}", st)
+            except WeightsUnreachable as exc:
+                dead_hosts[host] = f"{host}: {exc.reason.split('; ')[0]}"
+                result = FetchOutcome(name, "not reachable", dead_hosts[host])
+            except TasBenchError as exc:
+                result = FetchOutcome(name, "failed", exc.reason)
+        if report is not None:
+            report(result)
+        out.append(result)
+    return out

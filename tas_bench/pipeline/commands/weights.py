@@ -26,11 +26,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "compare with the published and the recorded sha256; exit 1 "
                                       "if a known weight is not official or a file changed")
     v.add_argument("name", metavar="NAME", nargs="?")
-    d = sub.add_parser("download", help="download a weight (needs network; resumable)")
-    d.add_argument("name", metavar="NAME")
+    d = sub.add_parser("download", help="download a weight (needs network; resumable)",
+                       description="Download weights into the store, size and sha256 checked. "
+                                   "With --if-reachable (what `make demo` runs): one line per "
+                                   "file (fetched / already present / not reachable), exit 0 "
+                                   "when the address cannot be reached.")
+    d.add_argument("name", metavar="NAME", nargs="*")
+    d.add_argument("--all", action="store_true",
+                   help=f"every known official file ({', '.join(store.KNOWN)})")
+    d.add_argument("--if-reachable", action="store_true",
+                   help="skip files already in the store and go on, saying so, when an address "
+                        "cannot be reached (exit 0); other failures exit 1")
     d.add_argument("--url", help="http(s) address to fetch from (required for names tas-bench "
-                                 "does not know)")
+                                 "does not know; one NAME, not with --if-reachable)")
     d.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    d.add_argument("--connect-timeout", type=float, default=5.0,
+                   help="with --if-reachable: seconds to wait for a connection")
     p.set_defaults(func=run, _weights_parser=p)
 
 
@@ -65,14 +76,42 @@ def run(args: argparse.Namespace) -> int:
         bad = [r for r in rows if r.known and r.custom or "changed since" in r.note]
         return 1 if bad else 0
     if action == "download":
-        def progress(got: int, total: int | None) -> None:
+        return _download(args)
+    raise AssertionError(action)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from tas_bench.runtime.errors import TasBenchError
+
+    if args.all and args.name:
+        raise TasBenchError("give weight names or --all, not both", field="NAME")
+    if not args.all and not args.name:
+        raise TasBenchError("name the weight to download (or --all)", field="NAME")
+    names = list(store.KNOWN) if args.all else args.name
+    if args.url and len(names) != 1:
+        raise TasBenchError("--url goes with exactly one NAME", field="--url")
+    if args.if_reachable and args.url:
+        raise TasBenchError("--if-reachable fetches the official files from their published "
+                            "addresses; it does not take --url", field="--url")
+    if args.if_reachable:
+        rows = store.fetch_if_reachable(names, connect_timeout=args.connect_timeout,
+                                        timeout=args.timeout,
+                                        report=lambda r: print(r.line(), flush=True))
+        missing = [r for r in rows if r.outcome in ("not reachable", "failed")]
+        if missing:
+            print(f"going on without {len(missing)} weight file(s): the generation evaluator "
+                  f"(FD, FAD, KL, IS) is skipped without them; install them later with "
+                  f"`tas-bench weights download NAME` or `tas-bench weights add NAME PATH` "
+                  f"(store: {store.weights_dir()})")
+        return 1 if any(r.outcome == "failed" for r in rows) else 0
+    for name in names:
+        def progress(got: int, total: int | None, name: str = name) -> None:
             if sys.stderr.isatty():
                 frac = f" / {total}" if total else ""
-                print(f"\r{args.name}: {got}{frac} bytes", end="", file=sys.stderr)
+                print(f"\r{name}: {got}{frac} bytes", end="", file=sys.stderr)
 
-        st = store.download_weight(args.name, args.url, timeout=args.timeout, progress=progress)
+        st = store.download_weight(name, args.url, timeout=args.timeout, progress=progress)
         if sys.stderr.isatty():
             print(file=sys.stderr)
         print(f"{st.name}: {st.status}, sha256 {st.sha256} -> {st.path}")
-        return 0
-    raise AssertionError(action)
+    return 0
