@@ -321,9 +321,11 @@ def _check_file(path: Path, rel: str, sample_rate: int) -> tuple[int, int] | Ski
 
 def load_user_sources(folder: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None,
                       *, sample_rate: int = 16000, cache_dir: Path | None = None,
+                      on_report: Callable[[UserSourceReport], None] | None = None,
                       ) -> tuple[list[SourceItem], UserSourceReport]:
     """Decode the usable sources of ``folder`` (mono float32 at ``sample_rate`` Hz, trimmed
-    and RMS-normalised, sorted by key) and the report of what was used and skipped.
+    and RMS-normalised, sorted by key) and the report of what was used and skipped (handed
+    to ``on_report`` first, so it shows even when nothing usable is left).
 
     Raises :class:`TasBenchError` naming the folder when it is missing or holds no usable
     file, and naming the CSV for a bad labels file (see :func:`read_labels`).
@@ -376,6 +378,8 @@ def load_user_sources(folder: str | os.PathLike[str], labels: str | os.PathLike[
         report.used.append({"file": e.file, "label": e.label, "licence": e.licence,
                             "split": item.split, "channels": channels, "sha256": item.sha256})
     report.skipped = sorted(skipped, key=lambda s: s.file)
+    if on_report is not None:
+        on_report(report)
     if not items:
         if not report.skipped:
             raise TasBenchError("no source files in the folder (hidden files are ignored)",
@@ -390,14 +394,16 @@ def load_user_sources(folder: str | os.PathLike[str], labels: str | os.PathLike[
 
 def user_corpus(folder: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None,
                 *, sample_rate: int = 16000, with_builtin: bool = False,
-                cache_dir: Path | None = None) -> tuple[SourceCorpus, UserSourceReport]:
+                cache_dir: Path | None = None,
+                on_report: Callable[[UserSourceReport], None] | None = None,
+                ) -> tuple[SourceCorpus, UserSourceReport]:
     """The source corpus of ``tas-bench simulate --sources``: the folder's sources alone, or
     with ``with_builtin`` together with the built-in Debian corpus (one list sorted by key).
 
     Its config (``dataset.json`` ``config.corpus``) carries the report under ``user_sources``.
     """
     items, report = load_user_sources(folder, labels, sample_rate=sample_rate,
-                                      cache_dir=cache_dir)
+                                      cache_dir=cache_dir, on_report=on_report)
     if with_builtin:
         builtin = build_corpus(sample_rate, cache_dir=cache_dir)
         items = sorted(builtin.items + items, key=lambda it: it.spec.key)
@@ -454,7 +460,7 @@ def corpus_for_simulate(sources: str | os.PathLike[str] | None,
     """What ``tas-bench simulate`` (and :func:`tas_bench.simulate`) hand the simulator for
     ``--sources/--labels/--with-builtin``: (None, None) without ``sources`` (the built-in
     corpus); else the checked corpus and its report, handed to ``on_report`` (if given) before
-    the splits are checked, so the summary shows even when they are refused. ``--labels`` or
+    anything is refused, so the summary shows even then. ``--labels`` or
     ``--with-builtin`` without ``--sources`` is an error."""
     if sources is None:
         if labels is not None:
@@ -466,9 +472,7 @@ def corpus_for_simulate(sources: str | os.PathLike[str] | None,
                                 field="--with-builtin")
         return None, None
     corpus, report = user_corpus(sources, labels, sample_rate=sample_rate,
-                                 with_builtin=with_builtin)
-    if on_report is not None:
-        on_report(report)
+                                 with_builtin=with_builtin, on_report=on_report)
     check_splits(corpus, resolve_counts(preset, n_train, n_val, n_test), seed, report.folder)
     return corpus, report
 
