@@ -36,11 +36,14 @@ memory, so memory stays bounded by the valid clips, whatever the file holds. ``d
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -497,14 +500,112 @@ def dataset_fingerprint(root: str | Path, clips: Iterable[Clip] | None = None) -
     return sha256_bytes("\n".join(parts).encode("utf-8"))
 
 
-def write_manifest(root: str | Path, clips: Iterable[Clip | dict[str, Any]]) -> Path:
-    """Write ``root/manifest.jsonl`` atomically (one compact, key-sorted JSON object a line)."""
-    from tas_bench.runtime.fileio import write_text_atomic
+class FingerprintBuilder:
+    """:func:`dataset_fingerprint` of a dataset being written, computed from the clips' audio
+    hashes as they come and the manifest's sha256 at the end, without reading the files again.
 
-    lines = []
-    for c in clips:
-        d = c.to_dict() if isinstance(c, Clip) else c
-        lines.append(json.dumps(d, sort_keys=True, ensure_ascii=False, allow_nan=False))
-    path = Path(root) / MANIFEST_NAME
-    write_text_atomic(path, "\n".join(lines) + "\n")
-    return path
+    Memory is flat in the number of clips: the ``id:sha256`` parts are spooled to an anonymous
+    temporary file (about 90 bytes a clip), removed when :meth:`digest` is called or the
+    process ends.
+    """
+
+    def __init__(self) -> None:
+        self._spool: Any = tempfile.TemporaryFile()
+        self.count = 0
+
+    def add(self, clip_id: str, audio_sha256: str) -> None:
+        """Record the hex sha256 of the audio file of the next clip in manifest order."""
+        self._spool.write(f"\n{clip_id}:{audio_sha256}".encode())
+        self.count += 1
+
+    def digest(self, manifest_sha256: str) -> str:
+        """The dataset fingerprint, given the hex sha256 of the finished manifest file."""
+        h = hashlib.sha256(manifest_sha256.encode("utf-8"))
+        self._spool.seek(0)
+        while chunk := self._spool.read(1 << 20):
+            h.update(chunk)
+        self._spool.close()
+        return h.hexdigest()
+
+
+def manifest_line(clip: Clip | dict[str, Any]) -> str:
+    """The manifest line of one clip: compact, key-sorted JSON, no newline."""
+    d = clip.to_dict() if isinstance(clip, Clip) else clip
+    return json.dumps(d, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+class ManifestWriter:
+    """Streams clip records into a manifest file, published atomically when the block ends.
+
+    ``with ManifestWriter(root) as w: w.add(record)`` writes each record's line to a temporary
+    file beside ``root/name`` (a :func:`~tas_bench.runtime.fileio.atomic_path` name holding
+    ``.tas-tmp.``) as soon as it is added, so memory does not grow with the number of clips:
+    the writer keeps no record, only counts (:attr:`count`) and the bytes written
+    (:attr:`bytes_written`). When the block ends normally the file is flushed, fsynced and
+    renamed onto ``root/name``; on an exception it is removed and nothing is published. A
+    process killed inside the block leaves only the temporary file, which no reader takes for a
+    manifest and :func:`~tas_bench.runtime.fileio.sweep_orphans` removes. Bytes equal those of
+    :func:`write_manifest` for the same records.
+    """
+
+    __slots__ = ("path", "count", "bytes_written", "_stack", "_file", "_hash")
+
+    def __init__(self, root: str | Path, name: str = MANIFEST_NAME) -> None:
+        self.path = Path(root) / name
+        self.count = 0
+        self.bytes_written = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._file: Any = None
+        self._hash = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes written so far (the published file's, once closed)."""
+        return self._hash.hexdigest()
+
+    def __enter__(self) -> ManifestWriter:
+        from tas_bench.runtime.fileio import atomic_path
+
+        stack = contextlib.ExitStack()
+        tmp = stack.enter_context(atomic_path(self.path))
+        self._file = stack.enter_context(open(tmp, "wb"))  # closed before atomic_path renames
+        self._stack = stack
+        return self
+
+    def add(self, clip: Clip | dict[str, Any]) -> None:
+        """Append one clip's line (:func:`manifest_line`) to the temporary file."""
+        self.add_line(manifest_line(clip))
+
+    def add_line(self, line: str | bytes) -> None:
+        """Append one already-serialised manifest line (no newline; merging shards copies
+        their lines verbatim)."""
+        if self._file is None:
+            raise RuntimeError("ManifestWriter.add outside its with-block")
+        data = (line.encode("utf-8") if isinstance(line, str) else bytes(line)).rstrip(b"\n")
+        if b"\n" in data:
+            raise ValueError("a manifest line holds a newline")
+        self._file.write(data + b"\n")
+        self._hash.update(data + b"\n")
+        self.count += 1
+        self.bytes_written += len(data) + 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        assert self._stack is not None
+        if exc_type is None and self.count == 0:
+            self._file.write(b"\n")  # what write_manifest([]) always wrote
+            self._hash.update(b"\n")
+        self._file = None
+        stack, self._stack = self._stack, None
+        return bool(stack.__exit__(exc_type, exc, tb))
+
+
+def write_manifest(root: str | Path, clips: Iterable[Clip | dict[str, Any]]) -> Path:
+    """Write ``root/manifest.jsonl`` atomically (one compact, key-sorted JSON object a line).
+
+    ``clips`` is consumed one at a time (an iterator is never held whole), see
+    :class:`ManifestWriter`.
+    """
+    with ManifestWriter(root) as w:
+        for c in clips:
+            w.add(c)
+    return w.path

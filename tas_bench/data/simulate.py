@@ -42,13 +42,14 @@ Sources shorter than the clip are looped with random 0.2-1.0 s gaps from a rando
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,16 +72,24 @@ from tas_bench.data.manifest import (
     DATASET_INFO_NAME,
     MANIFEST_NAME,
     Clip,
+    FingerprintBuilder,
+    ManifestWriter,
     Source,
-    dataset_fingerprint,
-    write_manifest,
 )
 from tas_bench.data.presets import PRESETS
 from tas_bench.data.room import ROOMS, Room, brir, warm_up
+from tas_bench.data.shards import (
+    SHARD_MANIFEST_NAME,
+    check_shard,
+    shard_folder,
+    shard_range,
+    unpublish_shard,
+    write_shard_info,
+)
 from tas_bench.data.source_corpus import SourceCorpus, SourceItem, build_corpus, fit_to_length
-from tas_bench.runtime.audio_io import write_wav
+from tas_bench.runtime.audio_io import AUDIO_FORMATS, audio_suffix, write_audio
 from tas_bench.runtime.errors import TasBenchError
-from tas_bench.runtime.fileio import read_json_object, stable_hash, write_json_atomic
+from tas_bench.runtime.fileio import read_json_object, stable_hash, sweep_orphans, write_json_atomic
 
 SIM_CATEGORIES = ("single_doa_de", "double_doa_de", "relative_direction", "relative_distance")
 GENERATOR = "tas-bench simulate"
@@ -204,6 +213,7 @@ class _Context:
     sample_rate: int
     seed: int
     directions: str = "measured"
+    audio_format: str = "wav"
 
     @property
     def hrir_method(self) -> str:
@@ -307,7 +317,8 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
     qa = make_qa(category, sources, rng)
     cid = f"{split}_{index:06d}"
     clip = Clip(
-        id=cid, split=split, audio=f"audio/{split}/{cid}.wav", sample_rate=ctx.sample_rate,
+        id=cid, split=split, audio=f"audio/{split}/{cid}{audio_suffix(ctx.audio_format)}",
+        sample_rate=ctx.sample_rate,
         duration=n / ctx.sample_rate, category=category, sources=sources, prompt=prompt,
         prompt_type=ptype, qa=qa,
         hrtf={"name": hrtf.name, "path": hrtf.path, "sha256": hrtf.sha256,
@@ -317,12 +328,40 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
     return clip.to_dict(), mix
 
 
-def _work(job: tuple[str, int, str]) -> dict[str, Any]:
+def _work(job: tuple[str, int, str]) -> tuple[dict[str, Any], str]:
+    """Simulate and write one clip: (manifest record, sha256 of the audio file's bytes)."""
     assert _CTX is not None
     split, index, category = job
     rec, mix = simulate_clip(_CTX, split, index, category)
-    write_wav(_CTX.out / rec["audio"], mix, _CTX.sample_rate, subtype="PCM_16")
-    return rec
+    sha = write_audio(_CTX.out / rec["audio"], mix, _CTX.sample_rate, subtype="PCM_16",
+                      audio_format=_CTX.audio_format)
+    return rec, sha
+
+
+#: Jobs handed to the worker pool at a time, so that pending jobs and finished records never
+#: pile up in memory whatever the number of clips (Pool.imap would queue every job at once).
+JOB_WINDOW = 4096
+
+
+def _jobs(counts: dict[str, int], seed: int) -> Iterator[tuple[str, int, str]]:
+    """(split, index, category) of every clip, in manifest order, one at a time."""
+    for split in ("train", "val", "test"):
+        for i, cat in enumerate(category_plan(split, counts[split], seed)):
+            yield split, i, cat
+
+
+def _run_jobs(jobs: Iterator[tuple[str, int, str]], n_jobs: int, workers: int
+              ) -> Iterator[tuple[dict[str, Any], str]]:
+    """:func:`_work` of each job, in order, in ``workers`` processes (bounded windows)."""
+    if workers > 1 and n_jobs > 1:
+        ctx = multiprocessing.get_context("fork")
+        chunk = max(1, min(32, n_jobs // (4 * workers)))
+        with ctx.Pool(workers) as pool:
+            while window := list(itertools.islice(jobs, JOB_WINDOW)):
+                yield from pool.imap(_work, window, chunksize=chunk)
+    else:
+        for job in jobs:
+            yield _work(job)
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -343,6 +382,7 @@ def _prepare_out(out: Path, force: bool) -> None:
         # a previous (possibly interrupted) simulation: unpublish it (manifest first), then
         # clear its files
         (out / MANIFEST_NAME).unlink(missing_ok=True)
+        unpublish_shard(out)
         info_path.unlink(missing_ok=True)
         shutil.rmtree(out / "audio", ignore_errors=True)
     elif not force:
@@ -380,7 +420,8 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
                      n_test: int | None = None, duration: float = 10.0,
                      sample_rate: int = 16000, progress: bool = True, *, force: bool = False,
                      workers: int = 1, corpus: SourceCorpus | None = None,
-                     directions: str = "measured") -> SimulationSummary:
+                     directions: str = "measured", audio_format: str = "wav",
+                     shard: tuple[int, int] | None = None) -> SimulationSummary:
     """Simulate a binaural dataset into ``out``; returns counts, fingerprint and time (s).
 
     Split sizes default to the preset's; ``duration`` in seconds, ``sample_rate`` in Hz.
@@ -389,6 +430,11 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
     on the HRTF's measured directions (exact HRIRs); ``continuous`` draws any direction (0.1
     degree grid) and interpolates the direct path's HRIR (:meth:`Hrtf.hrir_at` ``interp``). Raises :class:`TasBenchError` for bad
     arguments, an unknown/invalid HRTF, unusable sources or a non-empty foreign ``out``.
+    ``audio_format``: ``wav`` (PCM_16) or ``flac`` (the same 16-bit samples, losslessly
+    compressed). ``shard`` = (I, N), 0-based: render only shard I's block of clips into
+    ``out/shard-I-of-N`` (:mod:`tas_bench.data.shards`; merge with
+    :func:`~tas_bench.data.shards.merge_shards`). Records go to the manifest as they are made
+    (memory flat in the number of clips); the manifest is published last.
     """
     global _CTX
     t0 = time.perf_counter()
@@ -398,6 +444,12 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
               "val": base.get("val", 0) if n_val is None else n_val,
               "test": base.get("test", 0) if n_test is None else n_test}
     _check_args(preset, seed, counts, duration, sample_rate)
+    if audio_format not in AUDIO_FORMATS:
+        raise TasBenchError(f"{audio_format!r} is not one of {sorted(AUDIO_FORMATS)}",
+                            field="--audio-format")
+    if shard is not None:
+        shard = check_shard(tuple(shard))  # type: ignore[arg-type]
+        out = shard_folder(out, shard)
     if directions not in DIRECTION_MODES:
         raise TasBenchError(f"{directions!r} is not one of {list(DIRECTION_MODES)}",
                             field="--directions")
@@ -414,38 +466,58 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
             raise TasBenchError("corpus sample rate differs from --sample-rate", field="corpus")
         pools[split] = pool
     _prepare_out(out, force)
-    jobs = [(split, i, cat) for split in ("train", "val", "test")
-            for i, cat in enumerate(category_plan(split, counts[split], seed))]
+    sweep_orphans(out)
+    total = sum(counts.values())
+    start, stop = shard_range(total, shard) if shard is not None else (0, total)
+    jobs = itertools.islice(_jobs(counts, seed), start, stop)
     warm_up(hr)  # late tails computed once, before worker processes fork
     t_render = time.perf_counter()
     _CTX = _Context(out=out, hrtf=hr, pools=pools, candidates=cands, duration=float(duration),
-                    sample_rate=sample_rate, seed=seed, directions=directions)
-    records: list[dict[str, Any]] = []
+                    sample_rate=sample_rate, seed=seed, directions=directions,
+                    audio_format=audio_format)
+    by_cat: dict[str, dict[str, int]] = {s: {} for s in counts}
+    fp = FingerprintBuilder()
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc="simulate", unit="clip", file=sys.stderr)
+        bar = tqdm(total=stop - start, desc="simulate", unit="clip", file=sys.stderr)
     try:
-        if workers > 1 and len(jobs) > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
-                for rec in pool.imap(_work, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))):
-                    records.append(rec)
-                    if bar:
-                        bar.update()
-        else:
-            for job in jobs:
-                records.append(_work(job))
+        with ManifestWriter(out, MANIFEST_NAME if shard is None else SHARD_MANIFEST_NAME) as mw:
+            for rec, sha in _run_jobs(jobs, stop - start, workers):
+                cats = by_cat[rec["split"]]
+                cats[rec["category"]] = cats.get(rec["category"], 0) + 1
+                fp.add(rec["id"], sha)
+                mw.add(rec)
                 if bar:
                     bar.update()
+            info = _dataset_info(preset, seed, by_cat, hr, corpus, duration, sample_rate,
+                                 directions, audio_format)
+            if shard is None:  # before the manifest: a manifest always has its dataset.json
+                write_json_atomic(out / DATASET_INFO_NAME, info)
     finally:
         if bar:
             bar.close()
         _CTX = None
-    by_cat: dict[str, dict[str, int]] = {s: {} for s in counts}
-    for rec in records:
-        by_cat[rec["split"]][rec["category"]] = by_cat[rec["split"]].get(rec["category"], 0) + 1
-    info = {
+    fingerprint = fp.digest(mw.sha256)
+    if shard is not None:  # last: a shard folder without shard.json is unfinished
+        write_shard_info(out, shard=shard, clip_range=(start, stop), plan=counts, info=info,
+                         clips=mw.count, manifest_sha256=mw.sha256)
+        fingerprint = ""
+    render_seconds = time.perf_counter() - t_render
+    seconds = time.perf_counter() - t0
+    return SimulationSummary(out=out, preset=preset, seed=seed, counts=by_cat,
+                             fingerprint=fingerprint, seconds=seconds, n_clips=mw.count,
+                             extra={"workers": workers, "render_seconds": render_seconds,
+                                    "shard": list(shard) if shard else None,
+                                    "clip_range": [start, stop],
+                                    "manifest_bytes": mw.bytes_written})
+
+
+def _dataset_info(preset: str, seed: int, by_cat: dict[str, dict[str, int]], hr: Hrtf,
+                  corpus: SourceCorpus, duration: float, sample_rate: int, directions: str,
+                  audio_format: str) -> dict[str, Any]:
+    """The content of ``dataset.json``."""
+    return {
         "name": f"tas-bench-{preset}-seed{seed}", "generator": GENERATOR, "preset": preset,
         "seed": seed,
         "tas_bench_version": __version__, "counts": by_cat,
@@ -454,7 +526,7 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
         "config": {"simulator_version": SIMULATOR_VERSION,
                    "duration": float(duration), "sample_rate": sample_rate,
                    "global_gain": GLOBAL_GAIN, "peak_limit": PEAK_LIMIT,
-                   "directions": directions,
+                   "directions": directions, "audio_format": audio_format,
                    "min_boundary_margin_deg": MIN_BOUNDARY_MARGIN,
                    "elevation_range_deg": list(ELEVATION_RANGE), "distances_m": list(DISTANCES),
                    "min_pair_angle_deg": MIN_PAIR_ANGLE, "min_axis_gap_m": MIN_AXIS_GAP,
@@ -462,14 +534,6 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
                    "rooms": [r.info() for r in ROOMS], "corpus": corpus.config},
         "corpus": corpus.summary(),
     }
-    write_json_atomic(out / DATASET_INFO_NAME, info)
-    write_manifest(out, records)
-    render_seconds = time.perf_counter() - t_render
-    seconds = time.perf_counter() - t0
-    return SimulationSummary(out=out, preset=preset, seed=seed, counts=by_cat,
-                             fingerprint=dataset_fingerprint(out), seconds=seconds,
-                             n_clips=len(records),
-                             extra={"workers": workers, "render_seconds": render_seconds})
 
 
 def default_workers() -> int:

@@ -21,6 +21,7 @@ from tas_bench.runtime.errors import TasBenchError
 #: Command modules, in the order they appear in ``--help``.
 COMMAND_MODULES = (
     "simulate",
+    "simulate_merge",
     "validate",
     "import_data",
     "score",

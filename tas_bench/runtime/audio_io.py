@@ -21,7 +21,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from tas_bench.runtime.errors import AudioError, TasBenchError
-from tas_bench.runtime.fileio import write_bytes_atomic
+from tas_bench.runtime.fileio import sha256_bytes, write_bytes_atomic
 
 #: How resampling is done; recorded in results files so a change is visible.
 RESAMPLER = "scipy.signal.resample_poly(window=('kaiser', 5.0))"
@@ -154,6 +154,8 @@ class Audio:
     sample_rate: int
     source_rate: int
     path: str | None = None
+    #: libsndfile's container name of the file read (``WAV``, ``FLAC``, ...), None if unknown
+    format: str | None = None
 
     @property
     def channels(self) -> int:
@@ -215,12 +217,14 @@ def read_audio(
     dtype: str = "float32",
     allow_silent: bool = True,
 ) -> Audio:
-    """Read an audio file, validate it and optionally resample it to ``sample_rate`` Hz.
+    """Read an audio file (WAV, FLAC or any format libsndfile reads, detected from its
+    content), validate it and optionally resample it to ``sample_rate`` Hz.
 
     Raises :class:`AudioError` naming the file when it is missing or not a regular file (a FIFO
     is never opened), unreadable, truncated (a WAV whose data chunk is shorter than its header
-    declares), has a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz (checked before
-    any sample is read or resampled), is empty, has a channel count other than ``channels``,
+    declares; a FLAC file cut short, which fails to decode or yields fewer frames than its
+    header says), has a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz (checked
+    before any sample is read or resampled), is empty, has a channel count other than ``channels``,
     holds NaN/Inf samples, or (with ``allow_silent=False``) is entirely silent.
     """
     p = Path(path)
@@ -236,9 +240,14 @@ def read_audio(
                 if channels is not None and snd.channels != channels:
                     raise AudioError(f"expected {channels} channel(s), found {snd.channels}",
                                      path=p)
+                declared = int(snd.frames)
+                container = str(snd.format)
                 data = snd.read(dtype=dtype, always_2d=True)
         except _SF_ERRORS as exc:
             raise AudioError(f"unreadable or truncated audio file ({exc})", path=p) from None
+    if 0 < data.shape[0] < declared:  # a compressed file (FLAC) whose header says more
+        raise AudioError(f"truncated: the header declares {declared} frames, {data.shape[0]} "
+                         "could be decoded", path=p)
     x = np.ascontiguousarray(data.T)
     if x.shape[1] == 0:
         raise AudioError("empty audio file (0 samples)", path=p)
@@ -250,7 +259,39 @@ def read_audio(
     if sample_rate is not None and sample_rate != sr:
         x = resample(x, sr, int(sample_rate))
         out_sr = int(sample_rate)
-    return Audio(samples=x, sample_rate=out_sr, source_rate=sr, path=str(p))
+    return Audio(samples=x, sample_rate=out_sr, source_rate=sr, path=str(p), format=container)
+
+
+#: Audio file formats tas-bench writes: name -> (libsndfile format, file suffix).
+AUDIO_FORMATS = {"wav": ("WAV", ".wav"), "flac": ("FLAC", ".flac")}
+
+
+def audio_suffix(audio_format: str) -> str:
+    """The file suffix (``.wav``, ``.flac``) of an :data:`AUDIO_FORMATS` name."""
+    try:
+        return AUDIO_FORMATS[audio_format][1]
+    except KeyError:
+        raise TasBenchError(f"{audio_format!r} is not one of {sorted(AUDIO_FORMATS)}",
+                            field="--audio-format") from None
+
+
+#: libsndfile container names a file of each suffix may hold.
+_CONTAINERS = {".wav": ("WAV", "WAVEX", "RF64"), ".flac": ("FLAC",)}
+
+
+def container_problem(name: str, container: str | None, declared: object = None) -> str | None:
+    """Why an audio file ``name`` (a dataset's relative path) does not hold what it should, or
+    None: its suffix (``.wav``/``.flac``) names another container than the one read
+    (``container``, libsndfile's name), or ``declared`` (a dataset's ``config.audio_format``,
+    ``wav``/``flac``; other values are not checked) names another suffix."""
+    suffix = Path(name).suffix.lower()
+    if container is not None and suffix in _CONTAINERS and container not in _CONTAINERS[suffix]:
+        return f"{name}: holds {container} audio, its name says {suffix[1:].upper()}"
+    if isinstance(declared, str) and declared in AUDIO_FORMATS \
+            and suffix != AUDIO_FORMATS[declared][1]:
+        return (f"{name}: dataset.json says audio_format {declared!r}, the file is "
+                f"{suffix or 'without a suffix'}")
+    return None
 
 
 def write_wav(
@@ -259,12 +300,49 @@ def write_wav(
     sample_rate: int,
     *,
     subtype: str = "PCM_16",
-) -> None:
-    """Write ``samples`` (channels, T) as a WAV file atomically.
+) -> str:
+    """Write ``samples`` (channels, T) as a WAV file atomically; returns its bytes' sha256.
 
     ``PCM_16`` values outside [-1, 1] would wrap, so they are refused rather than clipped
     silently; use ``subtype="FLOAT"`` for unbounded signals.
     """
+    return write_audio(path, samples, sample_rate, subtype=subtype, audio_format="wav")
+
+
+def _pcm16_as_wav_would(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The int16 samples (T, channels) that a ``PCM_16`` WAV of ``x`` (T, channels) holds.
+
+    libsndfile rounds float input to 16 bits differently for WAV and for FLAC; quantising
+    through the WAV encoder first makes a FLAC file decode to exactly the samples of the WAV
+    file the same array gives (bit-identical, tested), so the two formats hold one dataset.
+    """
+    buf = io.BytesIO()
+    sf.write(buf, x, int(sample_rate), subtype="PCM_16", format="WAV")
+    buf.seek(0)
+    q, _ = sf.read(buf, dtype="int16", always_2d=True)
+    return q
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "PCM_16",
+    audio_format: str = "wav",
+) -> str:
+    """Write ``samples`` (channels, T) atomically as ``audio_format`` (:data:`AUDIO_FORMATS`);
+    returns the hex sha256 of the bytes written.
+
+    ``wav``: as :func:`write_wav`. ``flac``: lossless FLAC of the same 16-bit (``PCM_16``) or
+    24-bit (``PCM_24``) samples; a ``PCM_16`` FLAC decodes to exactly the int16 samples the
+    ``PCM_16`` WAV of the same array holds. Values outside [-1, 1] are refused for PCM subtypes
+    (they would wrap), NaN/Inf always. Equal samples give equal bytes.
+    """
+    fmt = AUDIO_FORMATS.get(audio_format, (None,))[0]
+    if fmt is None:
+        raise AudioError(f"audio format {audio_format!r} is not one of {sorted(AUDIO_FORMATS)}",
+                         path=path)
     x = np.asarray(samples)
     if x.ndim == 1:
         x = x[None, :]
@@ -273,8 +351,17 @@ def write_wav(
     if subtype.startswith("PCM") and np.abs(x).max(initial=0.0) > 1.0:
         raise AudioError("samples exceed [-1, 1]; scale them or write FLOAT", path=path)
     buf = io.BytesIO()
-    sf.write(buf, x.T, int(sample_rate), subtype=subtype, format="WAV")
-    write_bytes_atomic(path, _zero_peak_timestamp(bytearray(buf.getvalue())))
+    if fmt == "FLAC":
+        if subtype not in ("PCM_16", "PCM_24"):
+            raise AudioError(f"FLAC holds PCM_16 or PCM_24 samples, not {subtype}", path=path)
+        data = _pcm16_as_wav_would(x.T, sample_rate) if subtype == "PCM_16" else x.T
+        sf.write(buf, data, int(sample_rate), subtype=subtype, format="FLAC")
+        out = buf.getvalue()
+    else:
+        sf.write(buf, x.T, int(sample_rate), subtype=subtype, format="WAV")
+        out = _zero_peak_timestamp(bytearray(buf.getvalue()))
+    write_bytes_atomic(path, out)
+    return sha256_bytes(out)
 
 
 def _zero_peak_timestamp(data: bytearray) -> bytes:
