@@ -19,7 +19,7 @@ silence rule are in :mod:`evaluators.localiser`; no normalisation, the cues are 
                              clear ones that contradict; :func:`~evaluators.localiser.
                              lateral_decision`), else 0; lower is better
 ``octant_correct``           1 if all three words (lateral, frontal, vertical) match (0 when
-                             undecided)
+                             undecided); NaN (not applicable) on a horizontal dataset
 ``lr_correct_ref``,          the same on the reference audio: the ceiling the localiser reaches
 ``octant_correct_ref``,      on the ground truth (and how often the reference itself is
 ``lr_undecided_ref``         undecided)
@@ -31,6 +31,13 @@ signal without interaural cues (e.g. Mono-Mono's) is undecided on every head ins
 called left on one head and right on another (version 1.1; version 1.0 took the lateral word of
 the nearest template). The octant's other two words come from the nearest template on the
 decided side.
+
+Horizontal datasets (sources described by two words, lateral and frontal: heads whose
+directions do not cover the octants, see :func:`tas_bench.data.hrtf.placement_directions`) have
+no above/below truth, so ``octant_correct`` and ``octant_correct_ref`` are undefined there: NaN
+per clip (left out of the means, so the metric reads "n = 0", never 0), and the evaluator's
+recorded config says why under ``not_applicable``. ``lr_correct`` and ``lr_undecided`` are as
+everywhere.
 
 The means of the 0/1 values over clips are accuracies. Localiser values exist only for clips of
 category ``single_doa_de`` with exactly one source; they are NaN elsewhere (two-source clips have
@@ -84,6 +91,15 @@ CEILING_METRICS = {"lr_correct_ref": "lr_correct", "octant_correct_ref": "octant
 #: Localiser metrics (NaN outside single-source clips and for a signal with a silent channel).
 LOCALISER_METRICS = ("lr_correct", "octant_correct", "lr_undecided",
                      "lr_correct_ref", "octant_correct_ref", "lr_undecided_ref")
+
+
+#: Why the octant metrics are undefined on a horizontal dataset (recorded in the config).
+OCTANT_NOT_APPLICABLE = ("not applicable: the dataset is horizontal (its sources have lateral and "
+                         "frontal words only), so there is no above/below truth to score")
+
+
+def _is_horizontal(clip: Clip) -> bool:
+    return bool(clip.sources) and all(len(s.direction) == 2 for s in clip.sources)
 
 
 def is_localisable(clip: Clip) -> bool:
@@ -167,6 +183,7 @@ class SpatialCueEvaluator(Evaluator):
         self.hrtf_override = hrtf
         self._resolved: str | None = None
         self._localisers: dict[str, Localiser] = {}
+        self._not_applicable: dict[str, str] = {}
 
     # ---- HRTF / localiser ------------------------------------------------------------------
     def _localiser(self, spec: str) -> Localiser:
@@ -189,6 +206,10 @@ class SpatialCueEvaluator(Evaluator):
         """Resolve and load the localiser's HRTF. ``None`` (runnable) also when the dataset has
         no single-source clips: the cue metrics need no geometry, the localiser values are NaN."""
         clips = [c for c in dataset.clips if is_localisable(c)]
+        self._not_applicable = {}
+        if any(_is_horizontal(c) for c in clips):
+            self._not_applicable = dict.fromkeys(("octant_correct", "octant_correct_ref"),
+                                                 OCTANT_NOT_APPLICABLE)
         if not clips:
             return None
         if self.hrtf_override is not None:
@@ -218,7 +239,10 @@ class SpatialCueEvaluator(Evaluator):
         if spec is not None:
             loc = self._localiser(spec)
             hrtf = {"name": loc.name, "sha256": loc.sha256, "override": self.hrtf_override is not None}
+        extra: dict[str, Any] = {"not_applicable": dict(self._not_applicable)} \
+            if self._not_applicable else {}
         return {
+            **extra,
             "sample_rate": self.sample_rate, "max_itd_s": MAX_ITD_S, "itd": "gcc-phat+parabolic",
             "silence_rms": SILENCE_RMS, "bands": {"n": N_BANDS, "low_hz": BAND_LOW_HZ,
                                                    "high_hz": float(band_edges(self.sample_rate)[-1])},
@@ -247,7 +271,8 @@ class SpatialCueEvaluator(Evaluator):
             words = judged.words  # None: undecided, counted as not correct
             out[f"lr_undecided{suffix}"] = float(words is None)
             out[f"lr_correct{suffix}"] = float(words is not None and words[0] == truth[0])
-            out[f"octant_correct{suffix}"] = float(words is not None and words == truth)
+            if len(truth) == 3:  # a horizontal truth has no vertical word: NaN, not 0
+                out[f"octant_correct{suffix}"] = float(words is not None and words == truth)
         return out
 
     def process_batch(self, batch: list[ClipInput]) -> list[ClipOutput]:

@@ -69,11 +69,11 @@ def resolve_assessor(name: str) -> Path:
                         field="spatial_qa.assessor")
 
 
-def _parseable(category: str, answer: str) -> bool:
-    from tas_bench.data.qa import normalize_answer, parse_direction, parse_distance
+def _parseable(category: str, answer: str, truth: str = "") -> bool:
+    from tas_bench.data.qa import normalize_answer, parse_direction, parse_distance, states_vertical
 
-    if category == "DOA":
-        return parse_direction(answer) is not None
+    if category == "DOA":  # a horizontal truth ("left, front") asks for two words only
+        return parse_direction(answer, vertical=states_vertical(truth) or not truth) is not None
     if category == "DE":
         return parse_distance(answer) is not None
     return bool(normalize_answer(answer))
@@ -230,10 +230,10 @@ class SpatialQAEvaluator(Evaluator):
                 values[f"{k}_acc_pred"] = float(np.mean(pc))
                 values[f"{k}_gap"] = 100.0 * (values[f"{k}_acc_ref"] - values[f"{k}_acc_pred"])
             n = max(1, len(it))
-            values["unparseable_pred"] = (sum(not _parseable(q.category, a) for q, a in zip(it, pa))
-                                          / n if it else float("nan"))
-            values["unparseable_ref"] = (sum(not _parseable(q.category, a) for q, a in zip(it, ra))
-                                         / n if it else float("nan"))
+            values["unparseable_pred"] = (sum(not _parseable(q.category, a, q.answer)
+                                              for q, a in zip(it, pa)) / n if it else float("nan"))
+            values["unparseable_ref"] = (sum(not _parseable(q.category, a, q.answer)
+                                             for q, a in zip(it, ra)) / n if it else float("nan"))
             values["unknown_items"] = float(unk)
             for q, r, p in zip(it, ra, pa):
                 records.append({"clip": b.clip.id, "category": q.category,

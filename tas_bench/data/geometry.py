@@ -3,6 +3,11 @@
 Coordinates follow SOFA: azimuth in degrees counter-clockwise from the front (90 = left,
 -90 = right, 180 = behind), elevation in degrees up from the horizontal plane, distance in
 metres. Direction words are the paper's octants: (left|right) x (front|behind) x (above|below).
+
+Horizontal datasets (:data:`HORIZONTAL`): a head whose measured directions do not cover the
+eight octants (e.g. a 1-degree horizontal-plane HRIR set, where elevation 0 is itself the
+above/below boundary) is simulated with sources near the horizontal plane, described by the two
+words (lateral, frontal) only; :func:`direction_words_for` gives the words of either set.
 """
 
 from __future__ import annotations
@@ -12,6 +17,13 @@ import math
 import numpy as np
 
 DIRECTION_AXES = (("left", "right"), ("front", "behind"), ("above", "below"))
+#: Direction sets of a dataset (``dataset.json`` field ``direction_words``): the paper's eight
+#: octants (three words), or the horizontal variant (two words: lateral, frontal).
+OCTANTS = "octants"
+HORIZONTAL = "horizontal"
+DIRECTION_SETS = (OCTANTS, HORIZONTAL)
+#: Words that state a vertical position or relation (never in a horizontal dataset's text).
+VERTICAL_WORDS = ("above", "below", "higher", "lower")
 #: Distances in the paper are multiples of this step (metres).
 DISTANCE_STEP = 0.5
 DISTANCE_MIN = 0.5
@@ -41,15 +53,36 @@ def direction_words(azimuth: float, elevation: float) -> tuple[str, str, str]:
     return (lateral, frontal, vertical)
 
 
-def boundary_margin(azimuth: float, elevation: float) -> float:
-    """Smallest angle in degrees from the direction to any octant boundary.
+def direction_words_for(azimuth: float, elevation: float, direction_set: str = OCTANTS
+                        ) -> tuple[str, ...]:
+    """The words of a direction in degrees for a dataset's direction set: the three octant
+    words (:func:`direction_words`) for :data:`OCTANTS`, (lateral, frontal) for
+    :data:`HORIZONTAL`. ValueError for another set."""
+    words = direction_words(azimuth, elevation)
+    if direction_set == OCTANTS:
+        return words
+    if direction_set == HORIZONTAL:
+        return words[:2]
+    raise ValueError(f"unknown direction set {direction_set!r} (one of {list(DIRECTION_SETS)})")
 
-    Boundaries: the median plane (azimuth 0/180), the frontal plane (azimuth ±90) and the
-    horizontal plane (elevation 0).
-    """
+
+def azimuth_margin(azimuth: float) -> float:
+    """Smallest angle in degrees from the azimuth to the median (0/180) or frontal (±90)
+    plane: the left/right and front/back boundaries."""
     a = wrap_azimuth(azimuth)
-    az_margin = min(abs(a), abs(abs(a) - 90.0), abs(180.0 - abs(a)))
-    return min(az_margin, abs(float(elevation)))
+    return min(abs(a), abs(abs(a) - 90.0), abs(180.0 - abs(a)))
+
+
+def boundary_margin(azimuth: float, elevation: float, direction_set: str = OCTANTS) -> float:
+    """Smallest angle in degrees from the direction to any boundary of its words.
+
+    Boundaries: the median plane (azimuth 0/180), the frontal plane (azimuth ±90) and, for
+    :data:`OCTANTS` only, the horizontal plane (elevation 0); a :data:`HORIZONTAL` direction
+    has no above/below word, so its margin is :func:`azimuth_margin`.
+    """
+    if direction_set == HORIZONTAL:
+        return azimuth_margin(azimuth)
+    return min(azimuth_margin(azimuth), abs(float(elevation)))
 
 
 def to_cartesian(azimuth: float, elevation: float, distance: float) -> np.ndarray:

@@ -14,6 +14,16 @@ Nearest direction: the measured direction with the largest cosine to the request
 ties (cosines within :data:`NEAREST_TIE_COS`) go to the lower elevation, then the lower azimuth
 in [0, 360), then the lower file index, so a source midway between two grid points gets the
 same HRIR at every distance and room position.
+
+Which measured directions can carry a source, and whether a dataset made with the head uses
+the paper's octant words or the horizontal variant (lateral and frontal words only), is decided
+from the directions themselves by :func:`placement_directions`.
+
+Refused, each with one message naming the file and the field: a file that is not HDF5, another
+SOFA convention, ``Data.IR`` not (M, 2, N) or holding fewer than :data:`MIN_DIRECTIONS`
+directions or any NaN/Inf sample, ``Data.SamplingRate`` empty, with several values, or outside
+:data:`SOFA_RATE_RANGE` (0 Hz included), ``SourcePosition`` of the wrong shape, non-finite or
+at the origin, and an invalid ``Data.Delay``.
 """
 
 from __future__ import annotations
@@ -25,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tas_bench.data.geometry import wrap_azimuth
+from tas_bench.data.geometry import (
+    DIRECTION_AXES,
+    HORIZONTAL,
+    OCTANTS,
+    boundary_margin,
+    direction_words,
+    wrap_azimuth,
+)
 from tas_bench.runtime.audio_io import resample
 from tas_bench.runtime.errors import TasBenchError
 from tas_bench.runtime.fileio import sha256_file
@@ -41,6 +58,10 @@ ONSET_FRACTION = 0.2
 #: one are equally near (an exact tie, e.g. a request midway between two grid points, seen
 #: through floating-point round-off that changes with the distance or the room position).
 NEAREST_TIE_COS = 1e-12
+#: Fewest measured directions a SOFA file may hold (one direction cannot place any source).
+MIN_DIRECTIONS = 2
+#: Sampling rates (Hz) accepted in ``Data.SamplingRate``.
+SOFA_RATE_RANGE = (1000, 384000)
 
 
 def _unit_vectors(az_deg: np.ndarray, el_deg: np.ndarray) -> np.ndarray:
@@ -175,6 +196,44 @@ class Hrtf:
         return out
 
 
+def placement_directions(hrtf: Hrtf, margin: float, elevation_range: tuple[float, float]
+                         ) -> tuple[str, np.ndarray]:
+    """(direction set, indices of the measured directions usable as source directions).
+
+    :data:`~tas_bench.data.geometry.OCTANTS` when the directions at least ``margin`` degrees
+    from every octant boundary with elevation in ``elevation_range`` (degrees) cover all eight
+    octants; those directions are the candidates. Otherwise (a horizontal-only head, where
+    elevation 0 is the above/below boundary itself, or a set missing an octant, e.g. upper
+    hemisphere only) :data:`~tas_bench.data.geometry.HORIZONTAL`: the directions less than
+    ``margin`` degrees from the horizontal plane and at least ``margin`` degrees from the
+    left/right and front/back boundaries, which must cover the four quadrants (left|right) x
+    (front|behind). Raises :class:`TasBenchError` naming the file when they do not either.
+    """
+    az = [float(a) for a in hrtf.azimuth]
+    el = [float(e) for e in hrtf.elevation]
+    lo, hi = elevation_range
+    octant = [i for i, (a, e) in enumerate(zip(az, el))
+              if boundary_margin(a, e) >= margin and lo <= e <= hi]
+    have8 = {direction_words(az[i], el[i]) for i in octant}
+    if len(have8) == 8:
+        return OCTANTS, np.array(octant)
+    band = [i for i, (a, e) in enumerate(zip(az, el))
+            if boundary_margin(a, e, HORIZONTAL) >= margin and abs(e) < margin]
+    have4 = {direction_words(az[i], el[i])[:2] for i in band}
+    if len(have4) == 4:
+        return HORIZONTAL, np.array(band)
+    lat, front, vert = DIRECTION_AXES
+    missing8 = [", ".join(w) for w in ((x, y, z) for x in lat for y in front for z in vert)
+                if w not in have8]
+    missing4 = [", ".join(w) for w in ((x, y) for x in lat for y in front) if w not in have4]
+    raise TasBenchError(
+        f"the measured directions suit neither octant nor horizontal placement: those >= "
+        f"{margin:g} deg from every octant boundary with elevation in [{lo:g}, {hi:g}] miss the "
+        f"octant(s) {'; '.join(missing8)}, and those within {margin:g} deg of the horizontal "
+        f"plane and >= {margin:g} deg from the left/right and front/back boundaries miss the "
+        f"quadrant(s) {'; '.join(missing4)}", path=hrtf.path, field="SourcePosition")
+
+
 def _attr_str(obj: object, name: str) -> str | None:
     v = obj.attrs.get(name)  # type: ignore[attr-defined]
     if v is None:
@@ -209,16 +268,32 @@ def _read_sofa(path: Path) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, f
         if ir.ndim != 3 or ir.shape[1] != 2 or ir.shape[0] < 1 or ir.shape[2] < 1:
             raise TasBenchError(f"Data.IR has shape {ir.shape}, expected (M, 2, N)", path=path,
                                 field="Data.IR")
-        if not np.isfinite(ir).all():
-            raise TasBenchError("Data.IR holds NaN/Inf values", path=path, field="Data.IR")
+        if ir.shape[0] < MIN_DIRECTIONS:
+            raise TasBenchError(f"holds {ir.shape[0]} measured direction; an HRTF set needs at "
+                                f"least {MIN_DIRECTIONS} (sources are placed on its measured "
+                                "directions)", path=path, field="Data.IR")
+        bad = ~np.isfinite(ir)
+        if bad.any():
+            first = np.argwhere(bad)[0]
+            raise TasBenchError(f"holds {int(bad.sum())} NaN/Inf value(s) (the first in "
+                                f"measurement {int(first[0])}, {('left', 'right')[int(first[1])]} "
+                                "ear); every impulse-response sample must be finite",
+                                path=path, field="Data.IR")
         m = ir.shape[0]
         if "Data.SamplingRate" not in f:
             raise TasBenchError("missing", path=path, field="Data.SamplingRate")
         rates = np.asarray(f["Data.SamplingRate"][()], dtype=float).ravel()
-        if rates.size == 0 or not np.all(rates == rates[0]) or not rates[0] > 0:
-            raise TasBenchError(f"need one positive rate, got {rates.tolist()}", path=path,
-                                field="Data.SamplingRate")
+        if rates.size == 0:
+            raise TasBenchError("is empty; it must hold the file's sampling rate in Hz",
+                                path=path, field="Data.SamplingRate")
+        if not np.all(rates == rates[0]):
+            raise TasBenchError(f"holds several rates {rates.tolist()}; one rate per file is "
+                                "supported", path=path, field="Data.SamplingRate")
         rate = float(rates[0])
+        if not (math.isfinite(rate) and SOFA_RATE_RANGE[0] <= rate <= SOFA_RATE_RANGE[1]):
+            raise TasBenchError(f"is {rate:g} Hz; a sampling rate must be in "
+                                f"[{SOFA_RATE_RANGE[0]}, {SOFA_RATE_RANGE[1]}] Hz",
+                                path=path, field="Data.SamplingRate")
         if rate != round(rate):
             raise TasBenchError(f"non-integer rate {rate}", path=path, field="Data.SamplingRate")
         if "SourcePosition" not in f:

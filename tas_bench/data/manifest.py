@@ -13,7 +13,8 @@ duration       seconds
 category       ``single_doa_de`` | ``double_doa_de`` | ``relative_direction`` |
                ``relative_distance`` | ``real`` (imported recordings with no geometry)
 sources        list of {label, azimuth (deg, SOFA: CCW from front, 90 = left), elevation (deg,
-               up), distance (m), direction [lateral, frontal, vertical], provenance {package,
+               up), distance (m), direction [lateral, frontal, vertical] (or [lateral, frontal]
+               in a horizontal dataset), provenance {package,
                file, licence}, ...}; may be empty for real recordings
 prompt         the text prompt (string, may be empty for real recordings without captions)
 prompt_type    ``A``..``G`` (paper Table 1) or null
@@ -228,13 +229,16 @@ def _parse_source(obj: Any, c: _Checker, prefix: str) -> Source | None:
         c.bad(f"{prefix}distance", f"{_short(dist)} out of range (0, 1000] metres")
         ok = False
     if words is not None:
-        if len(words) != 3 or not all(isinstance(w, str) for w in words):
-            c.bad(f"{prefix}direction", "expected three words [left|right, front|behind, above|below]")
+        # two words [lateral, frontal]: a horizontal dataset (tas_bench.data.geometry.HORIZONTAL)
+        if len(words) not in (2, 3) or not all(isinstance(w, str) for w in words):
+            c.bad(f"{prefix}direction", "expected three words [left|right, front|behind, "
+                                        "above|below] (two, without the last, in a horizontal dataset)")
             ok = False
-        elif az is not None and el is not None and ok and list(direction_words(az, el)) != words:
+        elif az is not None and el is not None and ok and \
+                list(direction_words(az, el))[:len(words)] != words:
             c.bad(f"{prefix}direction",
                   f"{_short(words, 120)} disagrees with azimuth {az}, elevation {el} "
-                  f"(expected {list(direction_words(az, el))})")
+                  f"(expected {list(direction_words(az, el))[:len(words)]})")
             ok = False
     provenance = None
     if prov is not None:

@@ -26,6 +26,16 @@ vertical, comma-separated, as in the paper.
 Every phrasing is a template; :func:`check_prompt` parses a prompt back with the templates of its
 type and compares every stated fact (labels, direction words, distances, relation) with the
 geometry.
+
+Horizontal variant (datasets with ``direction_words: "horizontal"``, made with heads whose
+directions do not cover the octants, see :func:`tas_bench.data.hrtf.placement_directions`):
+the sources' ``direction`` holds two words (lateral, frontal), so A and B state two words
+("The dog is located right, behind, 5m away."); C, D, E and G are unchanged (C states the
+Euclidean distance between the two positions, which carry whatever small elevation the
+measured directions have); F, the above/below relation, does not exist: ``relative_direction``
+clips draw D or E with equal probability (:func:`prompt_types_for`, each 1/2 of that category
+instead of 1/3), and :func:`make_prompt` / :func:`check_prompt` refuse type F for such sources.
+No prompt of the variant contains an above/below word.
 """
 
 from __future__ import annotations
@@ -37,7 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from tas_bench.data.geometry import format_distance, quantize_distance, to_cartesian
+from tas_bench.data.geometry import (
+    HORIZONTAL,
+    OCTANTS,
+    format_distance,
+    quantize_distance,
+    to_cartesian,
+)
 from tas_bench.data.manifest import Source
 
 #: Prompt types each simulated clip category may use (paper Table 1).
@@ -47,6 +63,28 @@ PROMPT_TYPES_FOR_CATEGORY: dict[str, tuple[str, ...]] = {
     "relative_direction": ("D", "E", "F"),
     "relative_distance": ("C", "G"),
 }
+
+#: The variant of :data:`PROMPT_TYPES_FOR_CATEGORY` for horizontal datasets (no type F).
+PROMPT_TYPES_FOR_CATEGORY_HORIZONTAL: dict[str, tuple[str, ...]] = {
+    **PROMPT_TYPES_FOR_CATEGORY, "relative_direction": ("D", "E"),
+}
+
+
+def prompt_types_for(category: str, direction_set: str = OCTANTS) -> tuple[str, ...]:
+    """Prompt types a simulated clip of ``category`` may use in a dataset of ``direction_set``
+    (:data:`~tas_bench.data.geometry.OCTANTS` or ``HORIZONTAL``, which has no type F)."""
+    if direction_set == HORIZONTAL:
+        return PROMPT_TYPES_FOR_CATEGORY_HORIZONTAL[category]
+    if direction_set != OCTANTS:
+        raise ValueError(f"unknown direction set {direction_set!r}")
+    return PROMPT_TYPES_FOR_CATEGORY[category]
+
+
+def is_horizontal(sources: Sequence[Source]) -> bool:
+    """Whether ``sources`` are described with the horizontal variant's two direction words
+    (every source's ``direction`` is [lateral, frontal]; at least one source)."""
+    return bool(sources) and all(len(s.direction) == 2 for s in sources)
+
 
 #: Smallest difference (metres) on the compared axis for a relation (D, E, F, G) to be stated.
 MIN_RELATION_GAP = 0.5
@@ -104,7 +142,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 TEMPLATES["E"] = TEMPLATES["D"]
 TEMPLATES["F"] = TEMPLATES["D"]
 
-_DIR_RE = r"(?:left|right), (?:front|behind), (?:above|below)"
+# two words (horizontal variant) or three; which one a clip needs is its sources' business
+_DIR_RE = r"(?:left|right), (?:front|behind)(?:, (?:above|below))?"
 _NUM_RE = r"\d+(?:\.\d+)?m"
 
 
@@ -114,6 +153,10 @@ def _check_type(prompt_type: str, sources: Sequence[Source]) -> None:
     need = _N_SOURCES[prompt_type]
     if len(sources) != need:
         raise ValueError(f"prompt type {prompt_type} needs {need} source(s), got {len(sources)}")
+
+
+_NO_F = ("prompt type F (above/below) does not exist for sources described with the "
+         "horizontal variant's two direction words")
 
 
 def position(source: Source) -> np.ndarray:
@@ -166,7 +209,8 @@ def _dir_text(source: Source) -> str:
 def prompt_facts(prompt_type: str, sources: Sequence[Source]) -> dict[str, Any]:
     """The ground-truth facts a prompt of ``prompt_type`` states about ``sources``.
 
-    A/B: ``{"sources": [{"label", "direction": [3 words], "distance": m on the 0.5 m grid}]}``;
+    A/B: ``{"sources": [{"label", "direction": [3 words, or 2 in the horizontal variant],
+    "distance": m on the 0.5 m grid}]}``;
     C: ``{"labels": [l0, l1], "distance": m on the grid}``;
     D/E/F/G: ``{"labels": [l0, l1], "relation": word}`` meaning source 0 is <relation> source 1
     (D/E/F the :data:`RELATION_WORDS`, G "closer"/"farther"), plus ``"gap"`` in metres.
@@ -204,10 +248,13 @@ def make_prompt(prompt_type: str, sources: Sequence[Source], rng: np.random.Gene
     """A prompt of ``prompt_type`` (A-G) describing ``sources``; phrasing drawn from ``rng``.
 
     Deterministic given the generator state. Raises ``ValueError`` for a wrong number of
-    sources, two sources with the same label, or a relation (D-G) weaker than
-    :data:`MIN_RELATION_GAP` metres (see :func:`relation_gap`).
+    sources, two sources with the same label, a relation (D-G) weaker than
+    :data:`MIN_RELATION_GAP` metres (see :func:`relation_gap`), or type F for sources of the
+    horizontal variant (:func:`is_horizontal`).
     """
     _check_type(prompt_type, sources)
+    if prompt_type == "F" and is_horizontal(sources):
+        raise ValueError(_NO_F)
     _require_unambiguous(prompt_type, sources)
     templates = TEMPLATES[prompt_type]
     template = templates[int(rng.integers(len(templates)))]
@@ -298,6 +345,8 @@ def check_prompt(prompt: str, prompt_type: str | None, sources: Sequence[Source]
     if len(sources) != _N_SOURCES[prompt_type]:
         return [f"prompt type {prompt_type} needs {_N_SOURCES[prompt_type]} source(s), "
                 f"clip has {len(sources)}"]
+    if prompt_type == "F" and is_horizontal(sources):
+        return [_NO_F]
     problems: list[str] = []
     try:
         _require_unambiguous(prompt_type, sources)

@@ -28,8 +28,14 @@ the sources, plus a yes/no and a which-is-closer item when their distances to th
 differ by at least that gap. Relations use the same geometry as the prompts (x front, y left,
 z up; see :mod:`tas_bench.data.prompts`).
 
+Horizontal variant (datasets with ``direction_words: "horizontal"``; sources whose ``direction``
+holds two words, see :func:`tas_bench.data.prompts.is_horizontal`): DOA answers are two words
+("left, front"), ``relative_direction`` clips get items on the front/back and left/right axes only
+(no above/below yes/no item and no "higher"/"lower" item), so no question or answer holds an
+above/below word; every other item is as above.
+
 Scoring (REFERENCE.md §6 Decision): DOA = the three direction words parsed from the prediction
-equal the truth's; DE = |predicted - true distance| <= 0.5 m; Direction/Distance reasoning =
+equal the truth's (the two words of a horizontal truth); DE = |predicted - true distance| <= 0.5 m; Direction/Distance reasoning =
 exact match of the normalised answer (Yes/No, a side word, a source name), a distance answer
 within 0.5 m. The exact rules (one wrong direction word, several distances, units, extra words
 around yes/no, punctuation in labels) are those of :func:`answer_correct`.
@@ -49,6 +55,7 @@ from tas_bench.data.prompts import (
     _G_PHRASES,
     MIN_RELATION_GAP,
     RELATION_WORDS,
+    is_horizontal,
     pair_distance,
     relation_gap,
     relation_of,
@@ -178,6 +185,7 @@ def make_qa(category: str, sources: Sequence[Source], rng: np.random.Generator) 
     See the module docstring for which items each category gets. ``real`` clips get none.
     Raises ``ValueError`` for a wrong source count, two sources with the same label, or a
     ``relative_direction`` pair that differs by less than ``MIN_RELATION_GAP`` on every axis.
+    Sources of the horizontal variant (two direction words each) get no above/below item.
     """
     if category == "real":
         return []
@@ -198,7 +206,7 @@ def make_qa(category: str, sources: Sequence[Source], rng: np.random.Generator) 
                 for it in _perception("MIXUP_SINGLE_DOA", "MIXUP_SINGLE_DISTANCE", s, rng)]
     items: list[QAItem] = []
     if category == "relative_direction":
-        for rtype in ("D", "E", "F"):
+        for rtype in ("D", "E") if is_horizontal(sources) else ("D", "E", "F"):
             if relation_gap(rtype, sources) >= MIN_RELATION_GAP:
                 items += [_yes_no(rtype, sources, rng), _which(rtype, sources, rng)]
         if not items:
@@ -257,6 +265,9 @@ def _expected(qtype: str, fields: dict[str, str], sources: Sequence[Source]) -> 
             rtype, asked = "G", _G_TO_REL[rel]
         else:
             return [f"relation {rel!r} does not belong to a {qtype} question"]
+        if rtype == "F" and is_horizontal(sources):
+            return [f"relation {rel!r} is an above/below question about sources of the "
+                    "horizontal variant (two direction words)"]
         if relation_gap(rtype, sources) < MIN_RELATION_GAP:
             return [f"relation {rel!r} is ambiguous (gap < {MIN_RELATION_GAP} m)"]
         return "Yes" if relation_of(rtype, sources[ia], sources[ib]) == asked else "No"
@@ -264,6 +275,9 @@ def _expected(qtype: str, fields: dict[str, str], sources: Sequence[Source]) -> 
         rtype, larger = SIDE_PHRASES[fields["side"].lower()]
         if (rtype == "G") != (qtype == "MIXUP_NONBINARY_DISTANCE"):
             return [f"{fields['side']!r} does not belong to a {qtype} question"]
+        if rtype == "F" and is_horizontal(sources):
+            return [f"{fields['side']!r} is an above/below question about sources of the "
+                    "horizontal variant (two direction words)"]
         if relation_gap(rtype, sources) < MIN_RELATION_GAP:
             return [f"{fields['side']!r} is ambiguous (gap < {MIN_RELATION_GAP} m)"]
         return _label(sources[_winner(rtype, larger, sources)])
@@ -355,19 +369,27 @@ def label_key(text: str) -> str:
     return " ".join(words)
 
 
-def parse_direction(text: str) -> tuple[str, str, str] | None:
+def parse_direction(text: str, *, vertical: bool = True) -> tuple[str, ...] | None:
     """The (lateral, frontal, vertical) words stated in free text, or None if an axis is
     missing or stated both ways ("left ... right", "above or below"). Words are whole words in
     any order and case; "back" counts as "behind"; every other word is ignored (negations are
-    not understood: "not left" states "left")."""
+    not understood: "not left" states "left").
+
+    With ``vertical=False`` (the horizontal variant) only (lateral, frontal) are read and
+    above/below words are ignored."""
     words = re.findall(r"[a-z]+", text.lower())
     out = []
-    for axis in _AXIS_WORDS:
+    for axis in _AXIS_WORDS if vertical else _AXIS_WORDS[:2]:
         found = {axis[w] for w in words if w in axis}
         if len(found) != 1:
             return None
         out.append(found.pop())
-    return (out[0], out[1], out[2])
+    return tuple(out)
+
+
+def states_vertical(text: str) -> bool:
+    """Whether free text holds an above/below word (whole word, any case)."""
+    return bool(set(re.findall(r"[a-z]+", text.lower())) & set(_AXIS_WORDS[2]))
 
 
 def _to_metres(value: float, unit: str) -> float:
@@ -422,7 +444,10 @@ def answer_correct(item_category: str, question_type: str, predicted: str, truth
     * DOA: the three direction words (left/right, front/behind, above/below) parsed by
       :func:`parse_direction` from both must all agree; each word matters on its own (one
       wrong, missing or doubly stated axis makes the answer wrong). Order, case, free text
-      around them and a stated distance are ignored.
+      around them and a stated distance are ignored. A truth of the horizontal variant holds
+      no above/below word ("left, front"): then the lateral and frontal words must agree and
+      whatever the prediction says about above/below is not scored (the truth states nothing
+      about it), so "left, front" and "left, front, above" are both right.
     * DE: the distances parsed by :func:`parse_distance` (units mm/cm/m/km, spelled either
       way; an answer stating several different distances, a range or no metric distance
       counts as no answer) differ by at most :data:`DISTANCE_TOLERANCE` m (inclusive).
@@ -439,6 +464,9 @@ def answer_correct(item_category: str, question_type: str, predicted: str, truth
     Raises ``ValueError`` for an unknown ``item_category``.
     """
     if item_category == "DOA":
+        if not states_vertical(truth):  # the horizontal variant's two words
+            t = parse_direction(truth, vertical=False)
+            return t is not None and parse_direction(predicted, vertical=False) == t
         p, t = parse_direction(predicted), parse_direction(truth)
         return p is not None and p == t
     if item_category == "DE":

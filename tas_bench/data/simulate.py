@@ -18,6 +18,14 @@ Every source direction is at least :data:`MIN_BOUNDARY_MARGIN` degrees from ever
 boundary with elevation in :data:`ELEVATION_RANGE`, so direction words are unambiguous; by
 default it is a *measured* HRTF direction (exact HRIR), with ``directions="continuous"`` any
 direction on a 0.1 degree grid with an interpolated HRIR; distances are on the 0.5 m grid in [0.5, 10] m.
+
+Heads whose directions do not cover the eight octants (a horizontal-plane-only set, where
+elevation 0 is the above/below boundary itself; a hemisphere) give a *horizontal* dataset
+(``dataset.json`` ``"direction_words": "horizontal"``, else ``"octants"``): sources on the
+measured directions less than :data:`MIN_BOUNDARY_MARGIN` degrees from the horizontal plane and at
+least that far from the left/right and front/back boundaries, two direction words each, and the
+prompt/QA variant without above/below (no type F; :mod:`tas_bench.data.prompts`,
+:mod:`tas_bench.data.qa`); decided by :func:`tas_bench.data.hrtf.placement_directions`.
 Two sources of one clip always have different labels and come from the same split.
 
 Level: sources are RMS-normalised (``TARGET_RMS``), rendered with gain 1/r (reference 1 m)
@@ -62,12 +70,15 @@ from tas_bench.data.geometry import (
     DISTANCE_MAX,
     DISTANCE_MIN,
     DISTANCE_STEP,
+    HORIZONTAL,
+    OCTANTS,
     boundary_margin,
     direction_words,
+    direction_words_for,
     great_circle_deg,
     to_cartesian,
 )
-from tas_bench.data.hrtf import Hrtf, load_hrtf
+from tas_bench.data.hrtf import Hrtf, load_hrtf, placement_directions
 from tas_bench.data.manifest import (
     DATASET_INFO_NAME,
     MANIFEST_NAME,
@@ -168,16 +179,16 @@ def category_plan(split: str, n: int, seed: int) -> list[str]:
     return [plan[i] for i in rng.permutation(len(plan))]
 
 
+def direction_placement(hrtf: Hrtf) -> tuple[str, np.ndarray]:
+    """(direction set ``octants``/``horizontal``, indices of the measured directions usable
+    for sources): :func:`~tas_bench.data.hrtf.placement_directions` with
+    :data:`MIN_BOUNDARY_MARGIN` and :data:`ELEVATION_RANGE`."""
+    return placement_directions(hrtf, MIN_BOUNDARY_MARGIN, ELEVATION_RANGE)
+
+
 def candidate_directions(hrtf: Hrtf) -> np.ndarray:
-    """Indices of measured directions usable for sources (margin and elevation range)."""
-    ok = [i for i, (a, e) in enumerate(zip(hrtf.azimuth, hrtf.elevation))
-          if boundary_margin(a, e) >= MIN_BOUNDARY_MARGIN
-          and ELEVATION_RANGE[0] <= e <= ELEVATION_RANGE[1]]
-    if not ok:
-        raise TasBenchError(f"no measured direction is >= {MIN_BOUNDARY_MARGIN} deg from every "
-                            f"octant boundary with elevation in {list(ELEVATION_RANGE)}",
-                            path=hrtf.path, field="SourcePosition")
-    return np.array(ok)
+    """Indices of measured directions usable for sources (:func:`direction_placement`)."""
+    return direction_placement(hrtf)[1]
 
 
 def _axis_value(axis: int, az: float, el: float, r: float) -> float:
@@ -213,6 +224,7 @@ class _Context:
     sample_rate: int
     seed: int
     directions: str = "measured"
+    direction_set: str = OCTANTS
     audio_format: str = "wav"
 
     @property
@@ -226,13 +238,18 @@ class _Context:
         if self.directions == "measured":
             i = int(self.candidates[int(rng.integers(len(self.candidates)))])
             return float(hrtf.azimuth[i]), float(hrtf.elevation[i])
-        lo = max(ELEVATION_RANGE[0], float(hrtf.elevation.min()))
-        hi = min(ELEVATION_RANGE[1], float(hrtf.elevation.max()))
+        if self.direction_set == HORIZONTAL:  # the band of the candidates around 0 deg
+            lo = float(hrtf.elevation[self.candidates].min())
+            hi = float(hrtf.elevation[self.candidates].max())
+        else:
+            lo = max(ELEVATION_RANGE[0], float(hrtf.elevation.min()))
+            hi = min(ELEVATION_RANGE[1], float(hrtf.elevation.max()))
         az = round(float(rng.uniform(-180.0, 180.0)), 1)
         el = round(float(rng.uniform(lo, hi)), 1)
         if az <= -180.0:
             az += 360.0
-        return (az, el) if boundary_margin(az, el) >= MIN_BOUNDARY_MARGIN else None
+        ok = boundary_margin(az, el, self.direction_set) >= MIN_BOUNDARY_MARGIN
+        return (az, el) if ok else None
 
 
 DIRECTION_MODES = ("measured", "continuous")
@@ -269,7 +286,7 @@ def render_mix(drys: Sequence[np.ndarray], brirs: Sequence[np.ndarray], n: int) 
 def simulate_clip(ctx: _Context, split: str, index: int, category: str
                   ) -> tuple[dict[str, Any], np.ndarray]:
     """Simulate one clip: (manifest record, binaural int16-safe float array (2, T))."""
-    from tas_bench.data.prompts import PROMPT_TYPES_FOR_CATEGORY, make_prompt
+    from tas_bench.data.prompts import make_prompt, prompt_types_for
     from tas_bench.data.qa import make_qa
 
     cseed = clip_seed(ctx.seed, split, index)
@@ -277,7 +294,7 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
     hrtf = ctx.hrtf
     n_src = 1 if category == "single_doa_de" else 2
     items = _pick_sources(ctx.pools[split], n_src, rng)
-    ptypes = PROMPT_TYPES_FOR_CATEGORY[category]
+    ptypes = prompt_types_for(category, ctx.direction_set)
     ptype = ptypes[int(rng.integers(len(ptypes)))]
     for _ in range(MAX_TRIES):
         geo = []
@@ -302,7 +319,8 @@ def simulate_clip(ctx: _Context, split: str, index: int, category: str
         brirs.append(brir(room, hrtf, az, el, r, method=ctx.hrir_method))
         sources.append(Source(
             label=item.spec.label, azimuth=az, elevation=el, distance=r,
-            direction=list(direction_words(az, el)), provenance=item.provenance(),
+            direction=list(direction_words_for(az, el, ctx.direction_set)),
+            provenance=item.provenance(),
             extra={"kind": item.spec.kind, "gain": round(1.0 / r, 6),
                    "hrir_index": hrtf.nearest(az, el)}))
     mix = render_mix(drys, brirs, n)
@@ -454,7 +472,7 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
         raise TasBenchError(f"{directions!r} is not one of {list(DIRECTION_MODES)}",
                             field="--directions")
     hr = load_hrtf(hrtf, sample_rate)
-    cands = candidate_directions(hr)
+    direction_set, cands = direction_placement(hr)
     corpus = corpus or build_corpus(sample_rate)
     pools = {}
     for split, k in counts.items():
@@ -474,7 +492,7 @@ def simulate_dataset(out: str | Path, preset: str = "demo", seed: int = 0, hrtf:
     t_render = time.perf_counter()
     _CTX = _Context(out=out, hrtf=hr, pools=pools, candidates=cands, duration=float(duration),
                     sample_rate=sample_rate, seed=seed, directions=directions,
-                    audio_format=audio_format)
+                    audio_format=audio_format, direction_set=direction_set)
     by_cat: dict[str, dict[str, int]] = {s: {} for s in counts}
     fp = FingerprintBuilder()
     bar = None
@@ -519,7 +537,7 @@ def _dataset_info(preset: str, seed: int, by_cat: dict[str, dict[str, int]], hr:
     """The content of ``dataset.json``."""
     return {
         "name": f"tas-bench-{preset}-seed{seed}", "generator": GENERATOR, "preset": preset,
-        "seed": seed,
+        "seed": seed, "direction_words": direction_placement(hr)[0],
         "tas_bench_version": __version__, "counts": by_cat,
         "hrtf": {"name": hr.name, "path": hr.path, "sha256": hr.sha256,
                  "sample_rate": hr.sample_rate, "directions": int(len(hr.azimuth))},
