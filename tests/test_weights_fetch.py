@@ -159,3 +159,12 @@ def test_make_demo_fetches_weights_before_reproduce() -> None:
     fetch = [i for i, line in enumerate(out) if "weights download --all --if-reachable" in line]
     run = [i for i, line in enumerate(out) if "tas-bench reproduce --preset demo" in line]
     assert fetch and run and fetch[0] < run[0]
+
+
+def test_connect_timeout_is_short_and_reads_get_the_long_timeout(server: _Server) -> None:
+    resp = W._http_opener().open(f"{server.base}/a.pth", timeout=0.5)
+    with resp:
+        sock = resp.fp.raw._sock
+        assert sock.gettimeout() == 0.5
+        W._set_read_timeout(resp, 30.0)
+        assert sock.gettimeout() == 30.0 and resp.read() == PAYLOAD
