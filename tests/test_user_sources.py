@@ -418,3 +418,14 @@ def test_labels_or_with_builtin_without_sources(tmp_path: Path, capsys) -> None:
     _one_line_error(rc, err, "--labels needs --sources DIR")
     rc, _, err = _cli(["simulate", "--out", str(tmp_path / "d"), "--with-builtin", *SIM], capsys)
     _one_line_error(rc, err, "--with-builtin")
+
+
+def test_python_api_gives_the_cli_bytes(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import tas_bench
+
+    src = _write_files(tmp_path / "src", FILES)
+    assert _simulate(src, tmp_path / "cli", capsys)[0] == 0
+    ds = tas_bench.simulate(tmp_path / "api", seed=5, sources=src, n_train=4, n_val=2, n_test=4,
+                            duration=0.5, workers=1)
+    assert set(ds.clips["source1_label"]) <= set(LABELS)
+    assert _tree_bytes(tmp_path / "cli") == _tree_bytes(tmp_path / "api")

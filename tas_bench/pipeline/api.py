@@ -116,9 +116,13 @@ def load_dataset(path: PathLike) -> Dataset:
 def simulate(out: PathLike, preset: str = "demo", seed: int = 0, *, hrtf: PathLike = "kemar",
              n_train: int | None = None, n_val: int | None = None, n_test: int | None = None,
              duration: float = 10.0, sample_rate: int = 16000, directions: str = "measured",
-             workers: int | None = None, force: bool = False, progress: bool = False) -> Dataset:
+             workers: int | None = None, force: bool = False, progress: bool = False,
+             sources: PathLike | None = None, labels: PathLike | None = None,
+             with_builtin: bool = False) -> Dataset:
     """Simulate a binaural dataset into ``out`` (``tas-bench simulate``; same options: split
-    sizes default to the preset's, ``duration`` in seconds, ``sample_rate`` in Hz) and load it.
+    sizes default to the preset's, ``duration`` in seconds, ``sample_rate`` in Hz; ``sources``,
+    ``labels``, ``with_builtin`` as ``--sources DIR --labels FILE.csv --with-builtin``) and
+    load it.
 
     Same seed and options, same bytes as the command line.
     """
@@ -127,9 +131,15 @@ def simulate(out: PathLike, preset: str = "demo", seed: int = 0, *, hrtf: PathLi
     workers = default_workers() if workers is None else workers
     if workers < 1:  # the check (and message) of `tas-bench simulate`
         raise TasBenchError(f"{workers} must be >= 1", field="--workers")
+    from tas_bench.data.user_sources import corpus_for_simulate
+
+    corpus, _ = corpus_for_simulate(sources, labels, with_builtin=with_builtin,
+                                    sample_rate=sample_rate, preset=preset, seed=seed,
+                                    n_train=n_train, n_val=n_val, n_test=n_test)
     simulate_dataset(out, preset=preset, seed=seed, hrtf=hrtf, n_train=n_train, n_val=n_val,
                      n_test=n_test, duration=duration, sample_rate=sample_rate,
-                     progress=progress, force=force, workers=workers, directions=directions)
+                     progress=progress, force=force, workers=workers, directions=directions,
+                     corpus=corpus)
     return load_dataset(out)
 
 
