@@ -429,3 +429,16 @@ def test_python_api_gives_the_cli_bytes(tmp_path: Path, capsys) -> None:  # noqa
                             duration=0.5, workers=1)
     assert set(ds.clips["source1_label"]) <= set(LABELS)
     assert _tree_bytes(tmp_path / "cli") == _tree_bytes(tmp_path / "api")
+
+
+def test_a_label_with_direction_words_is_used_with_a_warning(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    files = {r.replace("bell/", "left_bell/"): b for r, b in FILES.items()}
+    src = _write_files(tmp_path / "src", files)
+    rc, stdout, err = _simulate(src, tmp_path / "data", capsys)
+    assert rc == 0, err
+    warn = [ln for ln in stdout.splitlines() if "warning: label" in ln]
+    assert len(warn) == 1 and "'left bell' contains the direction word(s) left" in warn[0]
+    user = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert user["config"]["corpus"]["user_sources"]["direction_word_labels"] == {
+        "left bell": ["left"]}
+    assert validate_dataset(tmp_path / "data")[1] == []

@@ -26,6 +26,9 @@ Licence: from the CSV, else ``unknown``. Provenance of every source in the manif
 ``user``, ``file`` its path relative to ``DIR``, its licence, its ``sha256``, ``channels``,
 ``source_rate`` (Hz), ``mixed_to_mono`` and ``label_from`` (``csv``/``folder``/``file name``).
 
+A label holding a direction word of the prompts (left, right, front, behind, above, below)
+is used but warned about in the summary (``direction_word_labels`` in ``dataset.json``).
+
 Skipped, each named with the reason in the summary and in ``dataset.json``
 (``config.corpus.user_sources.skipped``): a file soundfile cannot read (``not audio``:
 format not recognised; ``unreadable``: truncated, empty, NaN/Inf, not a regular file), a
@@ -57,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from tas_bench.data.geometry import DIRECTION_AXES
 from tas_bench.data.source_corpus import (
     MIN_SOURCE_SAMPLES,
     SPLIT_FRACTIONS,
@@ -103,6 +107,18 @@ class UserSourceReport:
     skipped: list[SkippedSource] = field(default_factory=list)
     not_in_labels: list[str] = field(default_factory=list)
 
+    def direction_labels(self) -> dict[str, list[str]]:
+        """Labels of used files that contain a direction word of the prompts (left, right,
+        front, behind, above, below), with those words: such prompts read as contradictory
+        ("the left bell is located right, ...")."""
+        words = {w for axis in DIRECTION_AXES for w in axis}
+        out: dict[str, list[str]] = {}
+        for u in self.used:
+            hits = [w for w in re.findall(r"[a-z]+", u["label"].lower()) if w in words]
+            if hits:
+                out[u["label"]] = sorted(set(hits))
+        return dict(sorted(out.items()))
+
     @property
     def mixed_to_mono(self) -> list[str]:
         """Files with more than one channel (mixed down to mono), relative to the folder."""
@@ -123,6 +139,7 @@ class UserSourceReport:
             "skipped": [{"file": s.file, "kind": s.kind, "reason": s.reason}
                         for s in self.skipped],
             "not_in_labels": self.not_in_labels,
+            "direction_word_labels": self.direction_labels(),
             "silence_floor_dbfs": SILENCE_FLOOR_DBFS, "min_samples": MIN_SOURCE_SAMPLES,
         }
 
@@ -137,6 +154,10 @@ class UserSourceReport:
             lines.append(f"  mixed down to mono: {len(mixed)} file(s): {', '.join(mixed)}")
         for s in self.skipped:
             lines.append(f"  skipped {s.file}: {s.reason}")
+        for label, words in self.direction_labels().items():
+            lines.append(f"  warning: label {label!r} contains the direction word(s) "
+                         f"{', '.join(words)}, which the prompts use for the geometry "
+                         f"(its prompts may read as contradictory; relabel it with --labels)")
         if self.not_in_labels:
             shown = ", ".join(self.not_in_labels[:10])
             more = len(self.not_in_labels) - 10
