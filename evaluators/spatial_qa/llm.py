@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from tas_bench.runtime.errors import TasBenchError
+from tas_bench.runtime.text import QA_SPECIAL_TOKENS as SPECIAL
+from tas_bench.runtime.text import train_qa_tokenizer
+
+__all__ = ["LORA", "SPECIAL", "ScratchLLMConfig", "check_tokenizer_matches", "llm_fingerprint",
+           "load_llm", "new_scratch_llm", "train_qa_tokenizer"]
 
 LORA = {"r": 8, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
-SPECIAL = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 
 
 @dataclass(frozen=True)
@@ -39,25 +42,6 @@ class ScratchLLMConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def train_qa_tokenizer(texts: Iterable[str], out: Path, vocab_size: int = 1024) -> Any:
-    """Train a byte-level BPE tokenizer on ``texts`` and save it to ``out`` (transformers
-    layout, loadable with ``AutoTokenizer.from_pretrained(out)``); returns it."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL.values()),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(sorted(set(texts)), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
-    out.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(str(out))
-    return fast
 
 
 def new_scratch_llm(tokenizer: Any, cfg: ScratchLLMConfig, out: Path) -> Any:

@@ -14,6 +14,7 @@ API (imports torch: import this module from model code only)::
     meta = text_encoder_meta(enc)               # str metadata to store beside the weights
     check_text_encoder_meta(enc, meta, where)   # refuses a T5 folder other than the trained one
     vocab_from_meta(meta) -> list[str] | None
+    train_qa_tokenizer(texts, out_dir, vocab_size=1024)  # BPE tokenizer of the spatial-QA LLM
 
 * :class:`ScratchTextEncoder` (needs no download): word tokens of :func:`tokenize`, a fixed
   vocabulary built from the training prompts (stored with the checkpoint as JSON metadata;
@@ -297,3 +298,29 @@ def check_text_encoder_meta(enc: nn.Module, meta: Mapping[str, str],
     if want is not None and getattr(enc, "fingerprint", None) != want:
         raise TasBenchError("the FLAN-T5 folder differs from the one this checkpoint was trained "
                             "with", path=where)
+
+
+#: special tokens of the spatial-QA assessor's scratch tokenizer
+QA_SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>",
+                     "unk_token": "<unk>"}
+
+
+def train_qa_tokenizer(texts: Iterable[str], out: Path, vocab_size: int = 1024) -> Any:
+    """Train a byte-level BPE tokenizer (the spatial-QA assessor's scratch LLM) of at most
+    ``vocab_size`` tokens on ``texts`` and save it to ``out`` (transformers layout, loadable
+    with ``AutoTokenizer.from_pretrained(out)``); returns it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=QA_SPECIAL_TOKENS["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size,
+                                  special_tokens=list(QA_SPECIAL_TOKENS.values()),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(sorted(set(texts)), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **QA_SPECIAL_TOKENS)
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(out))
+    return fast
