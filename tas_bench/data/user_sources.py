@@ -151,7 +151,9 @@ class UserSourceReport:
                  f"train {c['train']}, val {c['val']}, test {c['test']})"]
         mixed = self.mixed_to_mono
         if mixed:
-            lines.append(f"  mixed down to mono: {len(mixed)} file(s): {', '.join(mixed)}")
+            more = len(mixed) - 10
+            lines.append(f"  mixed down to mono: {len(mixed)} file(s): {', '.join(mixed[:10])}"
+                         + (f" and {more} more (all in dataset.json)" if more > 0 else ""))
         for s in self.skipped:
             lines.append(f"  skipped {s.file}: {s.reason}")
         for label, words in self.direction_labels().items():
