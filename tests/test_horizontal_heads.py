@@ -29,7 +29,7 @@ from tas_bench.data.geometry import (
     direction_words_for,
 )
 from tas_bench.data.hrtf import load_hrtf, placement_directions
-from tas_bench.data.manifest import Provenance, Source, load_dataset
+from tas_bench.data.manifest import Provenance, QAItem, Source, load_dataset
 from tas_bench.data.prompts import (
     PROMPT_TYPES_FOR_CATEGORY,
     check_prompt,
@@ -234,8 +234,8 @@ def test_continuous_directions_on_a_horizontal_head(tmp_path, head, corpus):
 # --------------------------------------------------------------------------- prompts and QA
 
 
-def _src(label: str, az: float, d: float = 2.0) -> Source:
-    return Source(label, az, 0.0, d, list(direction_words_for(az, 0.0, HORIZONTAL)),
+def _src(label: str, az: float, d: float = 2.0, el: float = 0.0) -> Source:
+    return Source(label, az, el, d, list(direction_words_for(az, el, HORIZONTAL)),
                   Provenance("test", f"{label}.wav", "CC0"))
 
 
@@ -255,6 +255,17 @@ def test_prompt_and_qa_variant_hand_made():
                           for q in qa for w in ("higher", "lower", "above", "below"))
     doa = make_qa("single_doa_de", [dog], rng)[0]
     assert doa.answer == "right, behind"
+    # a hemisphere's band: sources 8 deg above and below the plane, 10 m away, differ by 2.8 m
+    # in height, yet the variant asks nothing about it
+    up, down = _src("dog", -150.0, 10.0, el=8.0), _src("bell", 40.0, 10.0, el=-8.0)
+    for _ in range(20):
+        qa = make_qa("relative_direction", [up, down], rng)
+        assert {q.question_type for q in qa} == {"MIXUP_DIRECTION", "MIXUP_NONBINARY_DIRECTION"}
+        assert not any(w in (q.question + " " + q.answer).lower()
+                       for q in qa for w in ("higher", "lower", "above", "below"))
+        assert all(check_qa(q, [up, down]) == [] for q in qa)
+    assert check_qa(QAItem("Which sound is higher, the dog or the bell?", "dog", "Direction",
+                           "MIXUP_NONBINARY_DIRECTION"), [up, down])
 
 
 def test_answer_scoring_hand_made():
