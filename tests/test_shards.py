@@ -92,7 +92,8 @@ def test_more_shards_than_clips_and_hard_links(tmp_path, corpus, single):
     assert _files(tmp_path / "m") == _files(single)
 
 
-def test_cli_shard_auto_from_torchrun_env_and_merge(tmp_path, monkeypatch, corpus, single):
+def test_cli_shard_auto_from_torchrun_env_and_merge(tmp_path, monkeypatch, capsys, corpus,
+                                                    single):
     monkeypatch.setattr(simmod, "build_corpus", lambda sample_rate: corpus)
     base = ["simulate", "--out", str(tmp_path / "sim"), "--n-train", "5", "--n-val", "2",
             "--n-test", "4", "--duration", "0.5", "--seed", "3", "--quiet", "--workers", "1"]
@@ -107,6 +108,7 @@ def test_cli_shard_auto_from_torchrun_env_and_merge(tmp_path, monkeypatch, corpu
     for f in folders:  # a shard is not a dataset: validate and score refuse it
         assert not (f / "manifest.jsonl").exists()
         assert cli.main(["validate", str(f)]) == 2
+        assert "one shard of `tas-bench simulate --shard`" in capsys.readouterr().err
     assert cli.main(["simulate-merge", *map(str, folders), "--out", str(tmp_path / "m"),
                      "--quiet"]) == 0
     assert _files(tmp_path / "m") == _files(single)

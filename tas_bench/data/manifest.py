@@ -400,6 +400,10 @@ def check_manifest_lines(root: str | Path) -> tuple[list[Clip], list[Problem], d
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if (root / "shard.json").is_file():  # tas_bench.data.shards.SHARD_INFO_NAME
+            raise TasBenchError("no manifest.jsonl: this is one shard of `tas-bench simulate "
+                                "--shard`, not a dataset; join the shards with `tas-bench "
+                                "simulate-merge`", path=root) from None
         raise TasBenchError("no manifest.jsonl in the dataset folder", path=root) from None
     except OSError as exc:
         raise TasBenchError(f"cannot be read ({exc.strerror or exc})", path=path) from None

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "any direction with interpolated HRIRs")
     p.add_argument("--audio-format", choices=("wav", "flac"), default="wav",
                    help="wav (PCM_16, default) or flac: the same 16-bit samples, losslessly "
-                        "compressed (about 0.6x the disk; every tas-bench reader reads both)")
+                        "compressed (about 0.35x the disk; every tas-bench reader reads both)")
     p.add_argument("--shard", default=None, metavar="I/N|auto",
                    help="render only shard I of N (0-based) into OUT/shard-I-of-N; 'auto' reads "
                         "the rank from torchrun/accelerate (RANK, WORLD_SIZE) or a Slurm array "
