@@ -148,6 +148,20 @@ def test_octant_heads_keep_the_old_candidates():
                                                       else types)
 
 
+@pytest.mark.skipif(not KEMAR.is_file(), reason="libmysofa1's MIT KEMAR not installed")
+def test_a_measured_horizontal_ring_is_a_horizontal_head(tmp_path, corpus):
+    """MIT KEMAR's 0-degree ring alone (72 measured HRIRs, 5-degree steps) as a SOFA file."""
+    k = load_hrtf("kemar", SR)
+    ring = np.flatnonzero(k.elevation == 0.0)
+    p = write_sofa(tmp_path / "kemar_ring.sofa", k.azimuth[ring], k.elevation[ring],
+                   ir=k.hrir[ring])
+    dset, idx = placement_directions(load_hrtf(p, SR), 10.0, (-40.0, 50.0))
+    assert dset == HORIZONTAL and len(idx) == 4 * 15  # azimuths 10, 15, ..., 80 per quadrant
+    simmod.simulate_dataset(tmp_path / "d", n_train=0, n_val=0, n_test=8, duration=0.3,
+                            hrtf=str(p), progress=False, corpus=corpus)
+    assert validate_dataset(tmp_path / "d")[1] == []
+
+
 def test_hemisphere_uses_the_horizontal_band_and_partial_sets_are_refused(tmp_path):
     az = np.tile(np.arange(0.0, 360.0, 15.0), 3)
     el = np.repeat([0.0, 30.0, 60.0], 24)  # upper hemisphere: no "below" octant
@@ -199,6 +213,11 @@ def test_validate_accepts_the_horizontal_dataset_and_checks_consistency(hdata, t
     assert main(["validate", str(hdata)]) == 0
     bad = tmp_path / "bad"
     shutil.copytree(hdata, bad)
+    # without the field (an older or hand-made dataset) two-word sources read as horizontal
+    info = json.loads((bad / "dataset.json").read_text())
+    (bad / "dataset.json").write_text(json.dumps({k: v for k, v in info.items()
+                                                  if k != "direction_words"}))
+    assert validate_dataset(bad, check_audio=False)[1] == []
     lines = (bad / "manifest.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     rec["prompt"] = rec["prompt"].rstrip(".") + ", above the listener."
