@@ -335,3 +335,17 @@ def test_cli_audio_format_flag(tmp_path, monkeypatch, corpus):
     assert sorted(p.suffix for p in (tmp_path / "d" / "audio").rglob("*.*")) == [".flac"] * 2
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["simulate", "--out", "x", "--audio-format", "mp3"])
+
+
+def test_generate_and_score_read_flac_like_wav(tmp_path, corpus, single):
+    """The readers downstream (a system's input, the scorer's references) give the same
+    numbers on the FLAC and the WAV dataset of one seed."""
+    import tas_bench
+
+    flac = simulate_dataset(tmp_path / "f", corpus=corpus, audio_format="flac", **KW).out
+    res = {}
+    for name, data in (("wav", single), ("flac", flac)):
+        pred = tas_bench.generate("mono-mono", data, out=tmp_path / f"pred-{name}")
+        r = tas_bench.score(data, pred, evaluators=["signal", "cues"])
+        res[name] = r.metrics["mean"]
+    assert res["wav"].equals(res["flac"])

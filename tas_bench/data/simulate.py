@@ -38,9 +38,11 @@ Determinism: clip ``i`` of split ``s`` uses the seed derived from (global seed, 
 (:func:`clip_seed`), recorded in the manifest, so a clip can be re-simulated alone; the same
 seed gives byte-identical wavs and manifest, whatever the number of worker processes.
 
-Output: ``OUT/audio/{split}/{id}.wav`` (PCM_16, binaural, ch0 = left), ``OUT/dataset.json``,
-and ``OUT/manifest.jsonl`` written last, so a folder without a manifest is never taken for a
-finished dataset. A hidden marker (:data:`MARKER_NAME`) written first lets a later run replace
+Output: ``OUT/audio/{split}/{id}.wav`` (PCM_16, binaural, ch0 = left; ``.flac`` with the same
+16-bit samples under ``audio_format="flac"``), ``OUT/dataset.json``, and ``OUT/manifest.jsonl``,
+streamed to a temporary file clip by clip (no record is held in memory) and renamed into place
+last, so a folder without a manifest is never taken for a finished dataset. ``shard=(I, N)``
+renders one block of the clips into ``OUT/shard-I-of-N`` (:mod:`tas_bench.data.shards`). A hidden marker (:data:`MARKER_NAME`) written first lets a later run replace
 an earlier or interrupted simulation; any other non-empty folder needs ``force``.
 
 Sources shorter than the clip are looped with random 0.2-1.0 s gaps from a random start phase

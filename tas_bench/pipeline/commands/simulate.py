@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate", help="simulate a binaural dataset (HRTF + room + Debian sound sources)",
         description="Render one- and two-source binaural clips with prompts and QA items; "
-                    "write DIR/manifest.jsonl, DIR/dataset.json and DIR/audio/{split}/*.wav.")
+                    "write DIR/manifest.jsonl, DIR/dataset.json and DIR/audio/{split}/*.wav (or .flac); "
+                    "with --shard, one share of them into DIR/shard-I-of-N.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                    help="split sizes: demo (small) or spatialtas (the paper's; scale with --n-*)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
