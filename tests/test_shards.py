@@ -349,3 +349,12 @@ def test_generate_and_score_read_flac_like_wav(tmp_path, corpus, single):
         r = tas_bench.score(data, pred, evaluators=["signal", "cues"])
         res[name] = r.metrics["mean"]
     assert res["wav"].equals(res["flac"])
+
+
+def test_python_api_audio_format(tmp_path, monkeypatch, corpus):
+    import tas_bench
+
+    monkeypatch.setattr(simmod, "build_corpus", lambda sample_rate: corpus)
+    ds = tas_bench.simulate(tmp_path / "d", n_train=1, n_val=0, n_test=1, duration=0.5,
+                            workers=1, audio_format="flac")
+    assert list(ds.clips["audio"].str.endswith(".flac")) == [True, True]

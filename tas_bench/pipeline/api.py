@@ -118,11 +118,13 @@ def simulate(out: PathLike, preset: str = "demo", seed: int = 0, *, hrtf: PathLi
              duration: float = 10.0, sample_rate: int = 16000, directions: str = "measured",
              workers: int | None = None, force: bool = False, progress: bool = False,
              sources: PathLike | None = None, labels: PathLike | None = None,
-             with_builtin: bool = False) -> Dataset:
+             with_builtin: bool = False, audio_format: str = "wav") -> Dataset:
     """Simulate a binaural dataset into ``out`` (``tas-bench simulate``; same options: split
     sizes default to the preset's, ``duration`` in seconds, ``sample_rate`` in Hz; ``sources``,
-    ``labels``, ``with_builtin`` as ``--sources DIR --labels FILE.csv --with-builtin``) and
-    load it.
+    ``labels``, ``with_builtin`` as ``--sources DIR --labels FILE.csv --with-builtin``;
+    ``audio_format`` ``wav`` or ``flac`` as ``--audio-format``) and load it. Sharded runs:
+    :func:`tas_bench.data.simulate.simulate_dataset` ``shard=(I, N)`` and
+    :func:`tas_bench.data.shards.merge_shards`.
 
     Same seed and options, same bytes as the command line.
     """
@@ -139,7 +141,7 @@ def simulate(out: PathLike, preset: str = "demo", seed: int = 0, *, hrtf: PathLi
     simulate_dataset(out, preset=preset, seed=seed, hrtf=hrtf, n_train=n_train, n_val=n_val,
                      n_test=n_test, duration=duration, sample_rate=sample_rate,
                      progress=progress, force=force, workers=workers, directions=directions,
-                     corpus=corpus)
+                     corpus=corpus, audio_format=audio_format)
     return load_dataset(out)
 
 
