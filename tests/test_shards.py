@@ -193,7 +193,7 @@ def test_shard_out_of_range(text, match):
 def test_cli_shard_out_of_range_is_one_line(tmp_path, capsys):
     assert cli.main(["simulate", "--out", str(tmp_path / "x"), "--shard", "4/4", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--shard 4/4 is out of range" in err
+    assert err.count("\n") == 1 and "--shard: 4/4 is out of range" in err
     assert not (tmp_path / "x").exists()
 
 

@@ -72,10 +72,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise TasBenchError(f"expects I/N (0-based shard I of N, or 'auto'), got {text!r}",
                             field="--shard") from None
-    return check_shard((i, n), what=f"--shard {text}")
+    return check_shard((i, n), what=text)
 
 
-def check_shard(shard: tuple[int, int], *, what: str = "--shard") -> tuple[int, int]:
+def check_shard(shard: tuple[int, int], *, what: str = "shard") -> tuple[int, int]:
     """``shard`` = (index, count) if 0 <= index < count, else :class:`TasBenchError`."""
     i, n = shard
     if not (isinstance(i, int) and isinstance(n, int)) or isinstance(i, bool) or isinstance(n, bool):
@@ -159,11 +159,11 @@ def resolve_shard(option: str | None, env: Mapping[str, str] | None = None
         found = shard_from_env(env)
         if found is None:
             raise TasBenchError(
-                "--shard auto found no rank in the environment (torchrun / accelerate launch "
+                "auto found no rank in the environment (torchrun / accelerate launch "
                 "set RANK and WORLD_SIZE, a Slurm array SLURM_ARRAY_TASK_ID, "
                 "SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT); pass --shard I/N",
                 field="--shard")
-        return check_shard(found, what=f"--shard auto ({found[0]}/{found[1]})")
+        return check_shard(found, what=f"auto ({found[0]}/{found[1]})")
     return parse_shard(option)
 
 
