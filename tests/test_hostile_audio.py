@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_check import one_line_error as _one_line_error
+from cli_check import run_cli as _cli
 from datagen import make_dataset, write_predictions
 
 import tas_bench.runtime.audio_io as audio_io
-from tas_bench.pipeline.cli import EXIT_BROKEN_PIPE, main
+from tas_bench.pipeline.cli import EXIT_BROKEN_PIPE
 from tas_bench.runtime.audio_io import probe_audio, read_audio, write_wav
 from tas_bench.runtime.errors import AudioError
 from tas_bench.runtime.fileio import TMP_MARK, host_tag
@@ -35,21 +37,6 @@ def data_pred(tmp_path: Path) -> tuple[Path, Path]:
     recs = make_dataset(data, n=4, seconds=0.5)
     write_predictions(pred, data, recs, mode="mono")
     return data, pred
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> None:
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tas-bench: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def _score_args(data: Path, pred: Path, out: Path, cache: Path) -> list[str]:

@@ -10,18 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_check import run_cli as _cli
 
-from tas_bench.pipeline.cli import main
 from tas_bench.pipeline.commands.spatialize import MIN_CUE_SECONDS, input_warning
 
 SR = 16000
 PROMPT = "a dog barks on the left"
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _input(path: Path, x: np.ndarray, sr: int = SR) -> Path:

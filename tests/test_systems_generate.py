@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_check import one_line_error as _one_line_error
+from cli_check import run_cli as _cli
 from test_systems_api import make_dataset
 
 from tas_bench.runtime.errors import TasBenchError
@@ -23,14 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("gen") / "data", n_train=4, n_val=1, n_test=10)
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from tas_bench.pipeline.cli import main
-
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_generate_mono_mono(data: Path, tmp_path: Path) -> None:
@@ -122,13 +116,6 @@ def test_cli_train_register_generate_spatialize(data: Path, tmp_path: Path, caps
                        str(tmp_path / "mm.wav")], capsys)
     y, sr = sf.read(tmp_path / "mm.wav", always_2d=True)
     assert rc == 0 and sr == 8000 and np.allclose(y[:, 0], y[:, 1])
-
-
-def _one_line_error(rc: int, err: str, pattern: str) -> None:
-    assert rc == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert pattern in lines[0], lines[0]
 
 
 def test_cli_bad_inputs(data: Path, tmp_path: Path, capsys) -> None:

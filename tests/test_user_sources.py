@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_check import one_line_error as _one_line_error
+from cli_check import run_cli as _cli
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
@@ -30,7 +32,6 @@ from tas_bench.data.source_corpus import (
     split_for_group,
 )
 from tas_bench.data.validate import validate_dataset
-from tas_bench.pipeline.cli import main
 from tas_bench.runtime.fileio import sha256_file
 
 LABELS = {"dog": "WAV", "bell": "FLAC", "rain": "OGG"}
@@ -87,22 +88,6 @@ def _write_files(root: Path, files: dict[str, bytes], order: Iterable[str] | Non
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(files[rel])
     return root
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> str:
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tas-bench: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _simulate(src: Path, out: Path, capsys, *extra: str) -> tuple[int, str, str]:  # noqa: ANN001
