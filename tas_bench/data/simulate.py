@@ -1,6 +1,7 @@
 """SpatialTAS-style binaural dataset simulator (``tas-bench simulate``).
 
 A clip is one or two monaural sources from the Debian corpus (:mod:`tas_bench.data.source_corpus`)
+or from a folder of the user's own sounds (``--sources DIR``, :mod:`tas_bench.data.user_sources`)
 placed around a listener in a shoebox room (:mod:`tas_bench.data.room`) and rendered through an HRTF
 (:mod:`tas_bench.data.hrtf`). Categories (paper Table 1 / SpatialTAS):
 
