@@ -44,3 +44,17 @@ def test_reproduce_rejects_unknown_system(tmp_path: Path, capsys: pytest.Capture
     assert main(["reproduce", "--out", str(tmp_path), "--n-test", "4", "--systems", "nope",
                  "--no-progress"]) == 2
     assert "unknown system 'nope'" in capsys.readouterr().err
+
+
+def test_reproduce_names_a_broken_system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from baselines.registry import SYSTEMS
+
+    monkeypatch.setattr(SYSTEMS, "_entries", dict(SYSTEMS._entries))
+    monkeypatch.setattr(SYSTEMS, "_origins", dict(SYSTEMS._origins))
+    SYSTEMS.register("half-installed", "no_such_package_xyz.system:load")
+    assert main(["reproduce", "--out", str(tmp_path), "--n-test", "4", "--systems",
+                 "half-installed", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "system 'half-installed' cannot be used" in err and "no_such_package_xyz" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

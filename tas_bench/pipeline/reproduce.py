@@ -72,19 +72,26 @@ def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: li
               evaluators: list[str] | None = None, n_test: int | None = None,
               progress: bool = True, log=print) -> ReproduceSummary:  # noqa: ANN001
     """Run the whole chain for ``preset`` into ``out``; see the module docstring."""
-    from baselines.registry import list_systems
+    from baselines.registry import system_listing
     from leaderboard.build import build_leaderboard
     from tas_bench.data.manifest import MANIFEST_NAME, dataset_fingerprint
     from tas_bench.data.simulate import default_workers, simulate_dataset
     from tas_bench.pipeline.generate import generate_predictions
     from tas_bench.pipeline.scoring import ScoreOptions, score
 
-    cards = list_systems()
+    listing = system_listing()
+    cards = [e["card"] for e in listing if e["status"] == "ok"]
+    unusable = {e["name"]: e["reason"] for e in listing if e["status"] == "broken"}
     names = systems or [c["name"] for c in cards]
     known = {c["name"] for c in cards}
     for name in names:
+        if name in unusable:
+            raise TasBenchError(f"system {name!r} cannot be used: {unusable[name]}")
         if name not in known:
             raise TasBenchError(f"unknown system {name!r}; known: {', '.join(sorted(known))}")
+    if not systems:
+        for name, reason in unusable.items():
+            log(f"      warning: broken system registration {name!r} left out: {reason}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stamps = _load_stages(out)
