@@ -176,3 +176,58 @@ def test_sampling_argument_ranges() -> None:
     for scale in (-0.1, 20.5, math.nan, math.inf, "x", None, True):
         with pytest.raises(TasBenchError, match="guidance scale"):
             check_sampling_args(10, scale)
+
+
+def test_min_snr_weights_hand_values() -> None:
+    from baselines.tas.losses import min_snr_weights
+
+    sched = make_train_scheduler()
+    abar = sched.alphas_cumprod.double()
+    t = torch.tensor([0, 499, 999])
+    w = min_snr_weights(sched, t, 5.0)
+    snr0 = float(abar[0] / (1 - abar[0]))  # abar_0 = 1 - 0.0015: SNR 665.7
+    assert abs(snr0 / (0.9985 / 0.0015) - 1) < 1e-3  # diffusers keeps abar in float32
+    torch.testing.assert_close(w, torch.tensor([5.0 / snr0, 1.0, 1.0]))  # SNR(499) = 0.13 < 5
+
+
+def test_total_loss_min_snr_weighting() -> None:
+    pytest.importorskip("diffusers")
+    from baselines.tas.losses import min_snr_weights, total_loss
+
+    sched = make_train_scheduler()
+    den = unet_denoiser(tiny_unet())
+    mono, text, mask = _conds(4, seed=3)
+    z0 = torch.randn(4, C, H, W, generator=torch.Generator().manual_seed(1))
+
+    def run(gamma: float) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return total_loss(den, sched, z0, mono, text, mask, cond_dropout=0.0,
+                              generator=torch.Generator().manual_seed(9), snr_gamma=gamma)
+
+    plain, weighted = run(0.0), run(5.0)
+    assert torch.equal(plain["diffusion"], plain["diffusion_mse"])
+    torch.testing.assert_close(weighted["diffusion_mse"], plain["diffusion_mse"])
+    # recompute by hand with the same draws
+    x_t, eps, t = training_targets(z0, sched, torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        per = (den(torch.cat([x_t, mono], 1), t, text, mask) - eps).square().flatten(1).mean(1)
+    torch.testing.assert_close(weighted["diffusion"], (per * min_snr_weights(sched, t, 5.0)).mean())
+    torch.testing.assert_close(plain["diffusion"], per.mean())
+
+
+def test_timestep_spacing() -> None:
+    from baselines.tas.diffusion import sampling_timesteps
+
+    lead = scheduler_config()
+    trail = {**lead, "timestep_spacing": "trailing"}
+    assert sampling_timesteps(1, lead) == [1]  # AudioLDM's leading spacing: 1 step is t = 1
+    assert sampling_timesteps(4, lead) == [751, 501, 251, 1]
+    assert sampling_timesteps(1, trail) == [999]
+    assert sampling_timesteps(4, trail) == [999, 749, 499, 249]
+    with pytest.raises(TasBenchError, match="timestep_spacing"):
+        make_sampler({**lead, "timestep_spacing": "random"})
+    from baselines.tas.config import preset_config
+
+    with pytest.raises(TasBenchError, match="timestep_spacing"):
+        preset_config("cpu", scheduler={**lead, "timestep_spacing": "random"})
+    assert preset_config("cpu", scheduler=trail).scheduler["timestep_spacing"] == "trailing"

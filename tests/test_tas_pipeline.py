@@ -278,3 +278,72 @@ def test_missing_external_folders(tmp_path: Path) -> None:
     cfg = preset_config("paper", codec={"type": "audioldm2", "path": str(tmp_path / "no-ldm")})
     with pytest.raises(TasBenchError, match="no-ldm.*AudioLDM2 folder not found"):
         TASPipeline.build(cfg)
+
+
+def test_prior_skip_starts_at_the_white_prior_denoiser() -> None:
+    """A prior-skip denoiser starts as eps_hat = sqrt(1 - abar_t) x_t (its U-Net output layer is
+    zero), the MMSE noise prediction for a unit-variance white latent."""
+    from baselines.tas.diffusion import make_train_scheduler, unet_denoiser
+
+    pipe = tiny_pipeline(unet={"block_out_channels": [16, 16, 32, 32], "heads": 2,
+                               "norm_num_groups": 8, "prior_skip": True})
+    assert pipe.model.unet.tas_prior_skip and float(pipe.model.unet.conv_out.weight.detach().abs().max()) == 0
+    c = pipe.codec.latent_channels
+    x = torch.randn(3, 2 * c, 8, pipe.codec.latent_width)
+    t = torch.tensor([0, 499, 999])
+    text, mask = pipe.encode_text([PROMPTS[0], PROMPTS[1], ""])
+    with torch.no_grad():
+        eps = unet_denoiser(pipe.model.unet)(x, t, text, mask)
+    abar = make_train_scheduler().alphas_cumprod[t]
+    torch.testing.assert_close(eps, (1 - abar).sqrt().view(-1, 1, 1, 1) * x[:, :c])
+    # without the flag the same U-Net is not a skip (old checkpoints load unchanged)
+    plain = tiny_pipeline()
+    assert not plain.model.unet.tas_prior_skip
+    assert float(plain.model.unet.conv_out.weight.detach().abs().max()) > 0
+
+
+def test_flipper_guidance_moves_towards_the_text_and_keeps_bytes_batch_free() -> None:
+    pipe = tiny_pipeline(steps=2)
+    c, w = pipe.codec.latent_channels, pipe.codec.latent_width
+    x0 = torch.randn(3, c, 8, w, generator=torch.Generator().manual_seed(0))
+    zm = torch.randn(3, c, 8, w, generator=torch.Generator().manual_seed(1))
+    tokens, mask = pipe.encode_text([PROMPTS[0], PROMPTS[1], PROMPTS[0]])
+    tokens = tokens.detach()
+    guide = pipe._flipper_guide(zm, tokens, mask, 0.5)
+    with torch.no_grad():
+        shift = guide(x0)
+        before = pipe.model.flipper(x0, zm, tokens, mask)
+        after = pipe.model.flipper(x0 + shift, zm, tokens, mask)
+    rms = shift.square().mean(dim=(1, 2, 3)).sqrt()
+    torch.testing.assert_close(rms, torch.full((3,), 0.5))  # the step is in latent RMS units
+    assert bool((after > before).all())  # up the gradient of log p(match)
+    alone = pipe._flipper_guide(zm[1:2], tokens[1:2], mask[1:2], 0.5)(x0[1:2])
+    assert alone.numpy().tobytes() == shift[1:2].numpy().tobytes()
+    m = _mono(9000, 4)
+    plain = pipe.generate([m], [PROMPTS[0]])[0]
+    guided = pipe.generate([m], [PROMPTS[0]], flipper_guidance=1.0)[0]
+    assert guided.tobytes() != plain.tobytes()
+    np.testing.assert_allclose(guided[0] + guided[1], m, atol=1e-6)
+    pipe.config.flipper_guidance = 1.0
+    assert TASSystem(pipe).card()["sampling"]["flipper_guidance"] == 1.0
+    assert pipe.generate([m], [PROMPTS[0]])[0].tobytes() == guided.tobytes()
+    from baselines.tas.config import preset_config
+
+    with pytest.raises(TasBenchError, match="flipper_guidance needs a flipper"):
+        preset_config("cpu", kind="tas-noflip", flipper_guidance=1.0)
+    with pytest.raises(TasBenchError, match="out of range"):
+        preset_config("cpu", flipper_guidance=-1.0)
+
+
+def test_set_sampling_spacing_and_flipper_guidance() -> None:
+    pipe = tiny_pipeline(steps=2)
+    assert "timestep_spacing" not in TASSystem(pipe).card()["sampling"]  # leading: as before
+    m = _mono(6000, 7)
+    lead = pipe.generate([m], [PROMPTS[0]])[0]
+    pipe.set_sampling(timestep_spacing="trailing", flipper_guidance=0.5)
+    card = TASSystem(pipe).card()["sampling"]
+    assert card["timestep_spacing"] == "trailing" and card["flipper_guidance"] == 0.5
+    assert pipe.generate([m], [PROMPTS[0]])[0].tobytes() != lead.tobytes()
+    with pytest.raises(TasBenchError, match="timestep_spacing"):
+        pipe.set_sampling(timestep_spacing="sideways")
+    assert pipe.config.scheduler["timestep_spacing"] == "trailing"  # a refused change keeps the old

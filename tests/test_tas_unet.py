@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -61,3 +63,65 @@ def test_bad_presets() -> None:
         unet_config({"block_out_channels": [32, 64, 96]}, 8, 64)
     with pytest.raises(TasBenchError, match="divisible"):
         unet_config({"block_out_channels": [32, 48, 64, 100]}, 8, 64)
+
+
+def test_frequency_channels_hand_values() -> None:
+    from baselines.tas.unet import frequency_channels
+
+    f = frequency_channels(3, 4)  # x = 1/8, 3/8, 5/8, 7/8
+    assert f.shape == (3, 4) and f.dtype == torch.float32
+    torch.testing.assert_close(f[0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    c = [math.cos(math.pi * x) for x in (0.125, 0.375, 0.625, 0.875)]
+    torch.testing.assert_close(f[1], torch.tensor(c))
+    torch.testing.assert_close(f[2], torch.tensor([math.cos(2 * math.pi * x) for x in (0.125, 0.375, 0.625, 0.875)]))
+    assert frequency_channels(0, 4).shape == (0, 4)
+
+
+def test_freq_channels_widen_the_input_and_are_appended_by_the_denoiser() -> None:
+    from baselines.tas.diffusion import unet_denoiser
+    from baselines.tas.unet import extra_input_channels, frequency_channels
+
+    spec = {"block_out_channels": [8, 8, 16, 16], "layers_per_block": 1, "heads": 2,
+            "norm_num_groups": 8, "freq_channels": 4}
+    cfg = unet_config(spec, 2, 8)
+    assert cfg["in_channels"] == 2 * 2 + 4 and cfg["out_channels"] == 2
+    assert "freq_channels" not in cfg  # not a diffusers argument
+    torch.manual_seed(0)
+    unet = build_unet(cfg).eval()
+    assert extra_input_channels(unet) == 4
+    x, t = torch.randn(2, 4, 8, 16), torch.tensor([500, 500])
+    text, mask = torch.randn(2, 3, 8), torch.ones(2, 3)
+    pos = frequency_channels(4, 16)[None, :, None, :].expand(2, 4, 8, 16)
+    with torch.no_grad():
+        y = unet_denoiser(unet)(x, t, text, mask)
+        want = unet(torch.cat([x, pos], 1), t, encoder_hidden_states=text,
+                    encoder_attention_mask=mask).sample
+    assert y.shape == (2, 2, 8, 16) and torch.equal(y, want)
+    assert extra_input_channels(build_unet(unet_config({**spec, "freq_channels": 0}, 2, 8))) == 0
+    with pytest.raises(TasBenchError, match="freq_channels"):
+        unet_config({**spec, "freq_channels": -1}, 2, 8)
+
+
+def test_text_class_embed_feeds_the_pooled_tokens() -> None:
+    from baselines.tas.diffusion import unet_denoiser
+
+    spec = {"block_out_channels": [8, 8, 16, 16], "layers_per_block": 1, "heads": 2,
+            "norm_num_groups": 8, "text_class_embed": True}
+    cfg = unet_config(spec, 2, 8)
+    assert cfg["class_embed_type"] == "projection" and cfg["projection_class_embeddings_input_dim"] == 8
+    assert "class_embed_type" not in unet_config({**spec, "text_class_embed": False}, 2, 8)
+    torch.manual_seed(0)
+    unet = build_unet(cfg).eval()
+    x, t = torch.randn(2, 4, 8, 16), torch.tensor([500, 500])
+    text = torch.randn(2, 3, 8)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    pooled = torch.stack([text[0, :2].mean(0), text[1].mean(0)])  # masked mean
+    with torch.no_grad():
+        y = unet_denoiser(unet)(x, t, text, mask)
+        want = unet(x, t, encoder_hidden_states=text, encoder_attention_mask=mask,
+                    class_labels=pooled).sample
+        other = unet_denoiser(unet)(x, t, text.flip(0), mask.flip(0))
+    torch.testing.assert_close(y, want)
+    assert not torch.allclose(y, other)
+    with pytest.raises(TasBenchError, match="text_class_embed"):
+        unet_config({**spec, "text_class_embed": 1}, 2, 8)

@@ -28,6 +28,7 @@ from baselines.tas.diffusion import (
     COND_DROPOUT,
     GUIDANCE_SCALE,
     check_sampling_args,
+    check_scheduler_config,
     scheduler_config,
 )
 from baselines.tas.unet import DOWNSAMPLE, PRESETS
@@ -81,6 +82,10 @@ class TASConfig:
     flipper_lambda: float = 1.0
     steps: int = 25
     guidance_scale: float = GUIDANCE_SCALE
+    #: flipper guidance at sampling (:meth:`TASPipeline.generate`): the step, in latent RMS
+    #: units, by which each DDIM step moves the clean-latent estimate up the gradient of the
+    #: flipper's log p(audio matches text); 0 = off (the paper's sampler). A sampling field.
+    flipper_guidance: float = 0.0
     seed: int = 0
     micro_batch: int = 8
 
@@ -132,7 +137,8 @@ class TASConfig:
             raise TasBenchError(f"latent_frames {self.latent_frames!r} must be a positive multiple of "
                                 f"{DOWNSAMPLE}", field="latent_frames")
         for name, lo, hi in (("window_overlap_s", 0.0, 60.0), ("target_rms", 1e-6, 10.0),
-                             ("cond_dropout", 0.0, 1.0), ("flipper_lambda", 0.0, 1e6)):
+                             ("cond_dropout", 0.0, 1.0), ("flipper_lambda", 0.0, 1e6),
+                             ("flipper_guidance", 0.0, 100.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
                     or not lo <= v <= hi:
@@ -140,6 +146,10 @@ class TASConfig:
         if self.flipper is not None and not isinstance(self.flipper, dict):
             raise TasBenchError("flipper must be an object (width, hidden) or null", field="flipper")
         check_sampling_args(self.steps, self.guidance_scale)
+        check_scheduler_config(self.scheduler)
+        if self.flipper_guidance > 0 and not self.use_flipper:
+            raise TasBenchError("flipper_guidance needs a flipper (not the tas-noflip kind, "
+                                "flipper_lambda > 0)", field="flipper_guidance")
         if isinstance(self.micro_batch, bool) or not isinstance(self.micro_batch, int) \
                 or not 1 <= self.micro_batch <= 4096:
             raise TasBenchError(f"micro_batch {self.micro_batch!r} must be an integer in [1, 4096]",

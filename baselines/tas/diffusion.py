@@ -63,16 +63,35 @@ def paper_betas(num_steps: int = NUM_TRAIN_TIMESTEPS) -> np.ndarray:
     return np.linspace(math.sqrt(BETA_START), math.sqrt(BETA_END), num_steps) ** 2
 
 
+#: Optional sampler fields: DDIM's ``timestep_spacing`` (diffusers' default and AudioLDM's
+#: ``"leading"``: with ``steps_offset=1`` and N steps the first step is at t = 1 + (N-1)*1000/N,
+#: so 1 step samples at t = 1, treating pure noise as an almost clean latent; ``"trailing"``
+#: always starts at t = 999, Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+#: Are Flawed", table 2).
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+
+
 def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
     want = scheduler_config()
     for key in ("beta_schedule", "prediction_type"):
         if cfg.get(key) != want[key]:
             raise TasBenchError(f"scheduler {key} {cfg.get(key)!r} is not the paper's {want[key]!r}",
                                 field=f"scheduler.{key}")
-    unknown = sorted(set(cfg) - set(want))
+    if cfg.get("timestep_spacing", "leading") not in TIMESTEP_SPACINGS:
+        raise TasBenchError(f"scheduler timestep_spacing {cfg.get('timestep_spacing')!r} must be one "
+                            f"of {list(TIMESTEP_SPACINGS)}", field="scheduler.timestep_spacing")
+    unknown = sorted(set(cfg) - set(want) - {"timestep_spacing"})
     if unknown:
         raise TasBenchError(f"unknown scheduler field(s) {unknown}", field="scheduler")
     return {**want, **cfg}
+
+
+def check_scheduler_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The sampler config ``cfg`` completed with the defaults; raises :class:`TasBenchError`
+    naming a field that is unknown or not the paper's schedule."""
+    if not isinstance(cfg, dict):
+        raise TasBenchError("scheduler must be an object", field="scheduler")
+    return _check_config(dict(cfg))
 
 
 def make_train_scheduler(cfg: dict[str, Any] | None = None) -> Any:
@@ -90,6 +109,13 @@ def make_sampler(cfg: dict[str, Any] | None = None) -> Any:
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(**_check_config(dict(cfg or scheduler_config())))
+
+
+def sampling_timesteps(steps: int, cfg: dict[str, Any] | None = None) -> list[int]:
+    """The DDIM timesteps (descending) that ``steps`` sampling steps visit under ``cfg``."""
+    sched = make_sampler(cfg)
+    sched.set_timesteps(int(steps))
+    return [int(t) for t in sched.timesteps]
 
 
 def check_sampling_args(steps: Any, guidance_scale: Any) -> tuple[int, float]:
@@ -157,9 +183,32 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], to
 
 
 def unet_denoiser(unet: Any) -> Denoiser:
-    """Wrap a diffusers ``UNet2DConditionModel`` as a :data:`Denoiser`."""
+    """Wrap a diffusers ``UNet2DConditionModel`` as a :data:`Denoiser` (appending the fixed
+    frequency channels, :func:`baselines.tas.unet.frequency_channels`, when it has any)."""
+    from baselines.tas.unet import extra_input_channels, frequency_channels
+
+    extra = extra_input_channels(unet)
+    pooled = getattr(unet.config, "class_embed_type", None) == "projection"
+    skip = None
+    if getattr(unet, "tas_prior_skip", False):  # sqrt(1 - abar_t) per timestep (float32)
+        abar = np.cumprod(1.0 - paper_betas())
+        skip = torch.from_numpy(np.sqrt(1.0 - abar)).to(torch.float32)
+
     def call(sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return unet(sample, t, encoder_hidden_states=text, encoder_attention_mask=mask).sample
+        if extra > 0:
+            pos = frequency_channels(extra, sample.shape[3]).to(sample)
+            pos = pos[None, :, None, :].expand(sample.shape[0], -1, sample.shape[2], -1)
+            sample = torch.cat([sample, pos], 1)
+        labels = None
+        if pooled:  # the masked mean of the tokens (zeros in the unconditional branch)
+            m = mask.to(text.dtype)[..., None]
+            labels = (text * m).sum(1) / m.sum(1).clamp(min=1.0)
+        out = unet(sample, t, encoder_hidden_states=text, encoder_attention_mask=mask,
+                   class_labels=labels).sample
+        if skip is not None:
+            c = out.shape[1]
+            out = out + skip.to(sample.device)[t.long().cpu()].to(out).view(-1, 1, 1, 1) * sample[:, :c]
+        return out
     return call
 
 
@@ -198,12 +247,19 @@ def _pad(v: torch.Tensor, size: int) -> torch.Tensor:
 def ddim_sample(denoiser: Denoiser, mono: torch.Tensor, text: torch.Tensor, mask: torch.Tensor,
                 keys: Sequence[tuple[str, int]], *, seed: int, steps: int, guidance_scale: float,
                 micro_batch: int, scheduler_cfg: dict[str, Any] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                progress: Callable[[int, int], None] | None = None,
+                x0_guide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """DDIM sampling of the difference latents of N windows (eta = 0).
 
     ``mono (N, C, H, W)``: the mono latents; ``text (N, L, D)`` / ``mask (N, L)``: the text
     tokens per window; ``keys``: ``(clip key, window index)`` per window, which seed each
     window's initial noise (:func:`window_noise`). Returns the ``x0`` latents ``(N, C, H, W)``.
+
+    ``x0_guide``: optional guidance on the clean-latent estimate. At each step the (CFG) noise
+    prediction gives ``x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)``; ``x0_guide(x0)`` returns
+    a shift added to it, and the step continues from the noise prediction consistent with the
+    shifted ``x0`` (``eps' = (x_t - sqrt(abar) x0') / sqrt(1 - abar)``), so DDIM then moves
+    towards ``x0'`` (used by :class:`~baselines.tas.pipeline.TASPipeline` for flipper guidance).
     """
     steps, scale = check_sampling_args(steps, guidance_scale)
     if len(keys) != mono.shape[0]:
@@ -215,6 +271,12 @@ def ddim_sample(denoiser: Denoiser, mono: torch.Tensor, text: torch.Tensor, mask
     x = x * sched.init_noise_sigma
     for i, t in enumerate(sched.timesteps):
         eps = guided_eps(denoiser, x, int(t), mono, text, mask, scale, micro_batch)
+        if x0_guide is not None:
+            abar = float(sched.alphas_cumprod[int(t)])
+            a, s = math.sqrt(abar), math.sqrt(1.0 - abar)
+            x0 = (x - s * eps) / a
+            x0 = x0 + x0_guide(x0)
+            eps = (x - a * x0) / s
         x = sched.step(eps, t, x, eta=0.0).prev_sample
         if progress is not None:
             progress(i + 1, steps)

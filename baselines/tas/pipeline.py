@@ -110,7 +110,8 @@ class TASPipeline:
                                 f"{DOWNSAMPLE}", field="codec")
         flipper = (Flipper(codec.latent_channels, int(enc.token_dim), **config.flipper)
                    if config.use_flipper and config.flipper is not None else None)
-        return cls(config, codec, TASModel(build_unet(ucfg), enc, flipper))
+        unet = build_unet(ucfg, prior_skip=bool(config.unet_spec().get("prior_skip", False)))
+        return cls(config, codec, TASModel(unet, enc, flipper))
 
     def to(self, device: str | torch.device) -> TASPipeline:
         """Move the model and the codec's weights to ``device``."""
@@ -172,10 +173,10 @@ class TASPipeline:
 
     # -- training --------------------------------------------------------------------------
     def training_loss(self, mono: torch.Tensor, diff: torch.Tensor, prompts: Sequence[str], *,
-                      generator: torch.Generator) -> dict[str, torch.Tensor]:
+                      generator: torch.Generator, snr_gamma: float = 0.0) -> dict[str, torch.Tensor]:
         """Losses of one batch of windows (``mono``, ``diff`` ``(B, n)`` at 16 kHz, n =
-        :attr:`window_samples`, already gain-normalised): diffusion MSE + lambda * flipper BCE
-        (see :func:`baselines.tas.losses.total_loss`)."""
+        :attr:`window_samples`, already gain-normalised): diffusion MSE (min-SNR weighted when
+        ``snr_gamma > 0``) + lambda * flipper BCE (see :func:`baselines.tas.losses.total_loss`)."""
         if mono.shape != diff.shape or mono.ndim != 2 or mono.shape[1] != self.window_samples:
             raise TasBenchError(f"training windows must be (B, {self.window_samples}) for mono and "
                                 f"difference, got {tuple(mono.shape)} and {tuple(diff.shape)}")
@@ -185,12 +186,15 @@ class TASPipeline:
         with torch.no_grad():
             zm = self.codec.encode_mono(mono)
             z0 = self.codec.encode_diff(diff, mono)
-            zf = self.codec.encode_diff(-diff, mono) if self.model.flipper is not None else None
+            # the latent of -d: relstft is linear in d, so it is exactly -z0 (no second STFT)
+            zf = None
+            if self.model.flipper is not None:
+                zf = -z0 if self.codec.name == "relstft" else self.codec.encode_diff(-diff, mono)
         tokens, mask = self.encode_text(prompts)
         return total_loss(unet_denoiser(self.model.unet), self.train_scheduler, z0, zm, tokens, mask,
                           generator=generator, cond_dropout=self.config.cond_dropout,
                           flipper=self.model.flipper, z_flipped=zf,
-                          flipper_lambda=self.config.flipper_lambda)
+                          flipper_lambda=self.config.flipper_lambda, snr_gamma=snr_gamma)
 
     # -- sampling --------------------------------------------------------------------------
     def sampling_args(self, steps: int | None, guidance_scale: float | None,
@@ -204,10 +208,20 @@ class TASPipeline:
         return st, sc, int(sd)
 
     def set_sampling(self, *, steps: int | None = None, guidance_scale: float | None = None,
-                     seed: int | None = None, micro_batch: int | None = None) -> TASPipeline:
+                     seed: int | None = None, micro_batch: int | None = None,
+                     timestep_spacing: str | None = None,
+                     flipper_guidance: float | None = None) -> TASPipeline:
         """Change the default sampling settings (validated; the card records them; the
         model hash is unchanged)."""
         st, sc, sd = self.sampling_args(steps, guidance_scale, seed)
+        if timestep_spacing is not None or flipper_guidance is not None:
+            trial = self.config.to_dict()
+            if timestep_spacing is not None:
+                trial["scheduler"] = {**trial["scheduler"], "timestep_spacing": timestep_spacing}
+            if flipper_guidance is not None:
+                trial["flipper_guidance"] = float(flipper_guidance)
+            checked = config_from_dict(trial, where="sampling")
+            self.config.scheduler, self.config.flipper_guidance = checked.scheduler, checked.flipper_guidance
         mb = self.config.micro_batch if micro_batch is None else micro_batch
         if isinstance(mb, bool) or not isinstance(mb, int | np.integer) or not 1 <= int(mb) <= 4096:
             raise TasBenchError(f"micro_batch {mb!r} must be an integer in [1, 4096]", field="micro_batch")
@@ -219,11 +233,12 @@ class TASPipeline:
     def generate(self, monos: Sequence[np.ndarray], prompts: Sequence[str], *,
                  keys: Sequence[str] | None = None, steps: int | None = None,
                  guidance_scale: float | None = None, seed: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+                 progress: Callable[[int, int], None] | None = None,
+                 flipper_guidance: float | None = None) -> list[np.ndarray]:
         """Binaural ``(2, n)`` float32 for validated, non-silent 16 kHz mono arrays.
 
         ``keys``: one stable key per clip (e.g. its id) seeding its noise; default: the sha256
-        of the clip's samples and prompt.
+        of the clip's samples and prompt. ``flipper_guidance``: overrides the config's.
         """
         st, sc, sd = self.sampling_args(steps, guidance_scale, seed)
         min_n = int(MIN_SECONDS * self.sample_rate)
@@ -243,10 +258,14 @@ class TASPipeline:
         mono_t = torch.from_numpy(windows).to(self.device)
         zm = self.codec.encode_mono(mono_t)
         self.model.eval()
+        guide = None
+        fg = self.config.flipper_guidance if flipper_guidance is None else float(flipper_guidance)
+        if fg > 0 and self.model.flipper is not None:
+            guide = self._flipper_guide(zm, tokens, tmask, fg)
         z = ddim_sample(unet_denoiser(self.model.unet), zm, tokens, tmask,
                         [(str(keys[w.clip]), w.index) for w in wins], seed=sd, steps=st,
                         guidance_scale=sc, micro_batch=self.config.micro_batch,
-                        scheduler_cfg=self.config.scheduler, progress=progress)
+                        scheduler_cfg=self.config.scheduler, progress=progress, x0_guide=guide)
         d = self.codec.decode_diff(z, mono_t).cpu().numpy().astype(np.float64)
         gains = np.array([w.gain for w in wins])
         d = d / gains[:, None]
@@ -256,6 +275,28 @@ class TASPipeline:
             dd = merge_windows(d[rows], starts[i], width, overlap, m.shape[0])
             out.append(compose_binaural(m, dd))
         return out
+
+    def _flipper_guide(self, zm: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor,
+                       step: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Flipper guidance (see :class:`~baselines.tas.config.TASConfig`): for latents ``x0
+        (N, C, H, W)`` the shift ``step * g / rms(g)`` per window, ``g`` the gradient of
+        ``log sigmoid(flipper(x0, mono, text))`` with respect to ``x0``, computed in the
+        config's fixed micro-batches (padded), so a window's shift never depends on its batch."""
+        flipper, mb = self.model.flipper, self.config.micro_batch
+
+        def guide(x0: torch.Tensor) -> torch.Tensor:
+            out = []
+            for b in range(0, x0.shape[0], mb):
+                k = min(mb, x0.shape[0] - b)
+                xs, ms, ts, ks = (_pad_rows(v[b:b + k], mb) for v in (x0, zm, tokens, tmask))
+                with torch.enable_grad():
+                    xg = xs.detach().requires_grad_(True)
+                    logp = torch.nn.functional.logsigmoid(flipper(xg, ms, ts, ks)).sum()
+                    (g,) = torch.autograd.grad(logp, xg)
+                rms = g.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-12)
+                out.append((step * g / rms)[:k].detach())
+            return torch.cat(out, 0)
+        return guide
 
     def spatialize(self, mono: np.ndarray, prompt: str, sr: int, *, steps: int | None = None,
                    guidance_scale: float | None = None, seed: int | None = None,
@@ -394,6 +435,9 @@ class TASPipeline:
             "codec": {k: v for k, v in codec.items() if k != "path"},
             "codec_fingerprint": self.codec.fingerprint(),
             "sampling": {"sampler": "DDIM", "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
+                         **({"flipper_guidance": cfg.flipper_guidance} if cfg.flipper_guidance else {}),
+                         **({"timestep_spacing": cfg.scheduler["timestep_spacing"]}
+                            if cfg.scheduler.get("timestep_spacing", "leading") != "leading" else {}),
                          "seed": cfg.seed, "eta": 0.0, "micro_batch": cfg.micro_batch,
                          "window_s": self.window_samples / self.sample_rate,
                          "overlap_s": self.overlap_samples / self.sample_rate},
@@ -401,6 +445,13 @@ class TASPipeline:
             "checkpoint_sha256": self.checkpoint_sha256,
             "config": cfg.model_dict(),
         }
+
+
+def _pad_rows(v: torch.Tensor, size: int) -> torch.Tensor:
+    if v.shape[0] == size:
+        return v
+    pad = torch.zeros((size - v.shape[0], *v.shape[1:]), dtype=v.dtype, device=v.device)
+    return torch.cat([v, pad], 0)
 
 
 def clip_key(mono: np.ndarray, prompt: str) -> str:

@@ -11,7 +11,7 @@ resumes from its newest complete checkpoint (model + optimizer + step + RNG) and
 same weights as an uninterrupted run.
 
 Validation every ``val_every`` steps (main process): the diffusion loss on fixed val windows
-with fixed noise (``val_loss``), and ``val_clips`` val clips sampled whole with
+with fixed noise (``val_loss``, the plain epsilon MSE whatever ``snr_gamma``), and ``val_clips`` val clips sampled whole with
 ``val_sample_steps`` DDIM steps, scored by two small cue checks computed here (baselines do not
 import the evaluators, DESIGN.md): ``val_ild_sign`` = share of clips whose output ILD
 (10·log10 ΣL²/ΣR²) has the sign of the reference's, ``val_itd_err_us`` = mean |ITD_out −
@@ -85,6 +85,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     vocab_min_count: int = 1
+    #: min-SNR-gamma loss weighting (:mod:`baselines.tas.losses`); 0 = the plain epsilon MSE
+    snr_gamma: float = 0.0
     mixed_precision: str = "bf16"  # GPU only; CPU always runs in float32
     torch_threads: int = 0  # 0 = leave torch's default
 
@@ -112,7 +114,8 @@ def _check_train(d: dict[str, Any], where: str) -> TrainConfig:
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name != "seed" else -2**63):
             raise TasBenchError(f"{v!r} must be a non-negative integer", path=where, field=name)
-    for name, lo, hi in (("lr", 1e-12, 10.0), ("weight_decay", 0.0, 10.0), ("grad_clip", 0.0, 1e9)):
+    for name, lo, hi in (("lr", 1e-12, 10.0), ("weight_decay", 0.0, 10.0), ("grad_clip", 0.0, 1e9),
+                         ("snr_gamma", 0.0, 1e6)):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
                 or not lo <= v <= hi:
@@ -224,14 +227,16 @@ def _step_generator(seed: int, step: int, rank: int, device: torch.device) -> to
 class _LossModule(torch.nn.Module):
     """The trainable model with the pipeline's loss as its forward (so DDP sees the forward)."""
 
-    def __init__(self, pipe: TASPipeline) -> None:
+    def __init__(self, pipe: TASPipeline, snr_gamma: float = 0.0) -> None:
         super().__init__()
         self.model = pipe.model
         self._pipe = [pipe]  # not a submodule
+        self.snr_gamma = float(snr_gamma)
 
     def forward(self, mono: torch.Tensor, diff: torch.Tensor, prompts: list[str],
                 generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return self._pipe[0].training_loss(mono, diff, prompts, generator=generator)
+        return self._pipe[0].training_loss(mono, diff, prompts, generator=generator,
+                                           snr_gamma=self.snr_gamma)
 
 
 def train_tas(kind: str, data: str | Path, out: str | Path, *,
@@ -282,7 +287,7 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
         opt.load_state_dict(ckpt.optimizer_state)
         set_rng_state(ckpt.rng)
     accel.wait_for_everyone()
-    net, opt = accel.prepare(_LossModule(pipe), opt)
+    net, opt = accel.prepare(_LossModule(pipe, tc.snr_gamma), opt)
     sampler = WindowSampler(train_clips, pipe.window_samples, tc.batch_size, tc.seed,
                             mcfg.target_rms, rank=accel.process_index)
     val = fixed_windows(val_clips, pipe.window_samples, tc.val_windows, mcfg.target_rms) \
@@ -304,7 +309,7 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
                     mono = torch.from_numpy(val[0][b: b + 16])
                     lo = pipe.training_loss(mono, torch.from_numpy(val[1][b: b + 16]),
                                             val[2][b: b + 16], generator=g)
-                    losses.append(float(lo["diffusion"]) * mono.shape[0])
+                    losses.append(float(lo["diffusion_mse"]) * mono.shape[0])
                 row["val_loss"] = f"{sum(losses) / len(val[2]):.6g}"
             clips = [c for c in val_clips[: tc.val_clips] if hasattr(c, "mix")]
             if clips:
