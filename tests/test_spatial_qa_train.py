@@ -125,3 +125,18 @@ def test_ship_copies_the_llm_folder_and_writes_a_card(tiny_data: Path, tmp_path:
     assert loaded.card()["revision"] == rec["revision"]
     with pytest.raises(TasBenchError, match="more than"):
         ship(tmp_path / "run", tmp_path / "too-big", "x", "cmd", max_bytes=10)
+
+
+def test_frozen_encoder_is_untouched_by_the_qa_stage(tiny_data: Path, tmp_path: Path) -> None:
+    """qa_train_encoder=false: the encoder after the QA stage equals the pretrained one, its
+    BatchNorm running statistics included (the QA forward runs in eval mode, without a graph)."""
+    from safetensors.torch import load_file
+
+    _train(tiny_data, tmp_path / "pre", qa_steps=0, qa_train_encoder=False)
+    _train(tiny_data, tmp_path / "qa", qa_train_encoder=False)
+    pre = load_file(str(tmp_path / "pre" / "model.safetensors"))
+    qa = load_file(str(tmp_path / "qa" / "model.safetensors"))
+    enc = [k for k in pre if k.startswith("encoder.")]
+    assert any("running_mean" in k for k in enc)
+    assert all(torch.equal(pre[k], qa[k]) for k in enc), [k for k in enc if not torch.equal(pre[k], qa[k])]
+    assert not all(torch.equal(pre[k], qa[k]) for k in pre if k.startswith("projector."))
