@@ -141,6 +141,8 @@ def test_a_users_file_is_kept_and_a_dead_host_is_tried_once(
     assert [(r.name, r.outcome) for r in rows] == [
         ("mine.pth", "custom"), ("x.pth", "not reachable"), ("y.pth", "not reachable")]
     assert calls == ["x.pth"]  # y.pth is on the same unreachable host
+    assert "x.pth" in rows[1].detail and "/y.pth" not in rows[2].detail  # no other file's URL
+    assert "not tried again" in rows[2].detail and "x.pth" in rows[2].detail
     assert (store / "mine.pth").read_bytes() == OTHER
 
 

@@ -709,15 +709,17 @@ def fetch_if_reachable(names: list[str] | None = None, *, root: str | os.PathLik
                                   f"sha256 {row.sha256}" if not row.custom
                                   else f"{row.note}; kept, not replaced", row)
         elif host in dead_hosts:
-            result = FetchOutcome(name, "not reachable", dead_hosts[host])
+            result = FetchOutcome(name, "not reachable",
+                                  f"{host}: not tried again, it could not be reached for "
+                                  f"{dead_hosts[host]}")
         else:
             try:
                 st = download_weight(name, root=folder, timeout=timeout,
                                      connect_timeout=connect_timeout)
                 result = FetchOutcome(name, "fetched", f"sha256 {st.sha256}", st)
             except WeightsUnreachable as exc:
-                dead_hosts[host] = f"{host}: {exc.reason.split('; ')[0]}"
-                result = FetchOutcome(name, "not reachable", dead_hosts[host])
+                dead_hosts[host] = name
+                result = FetchOutcome(name, "not reachable", f"{host}: {exc.reason.split('; ')[0]}")
             except TasBenchError as exc:
                 result = FetchOutcome(name, "failed", exc.reason)
         if report is not None:
