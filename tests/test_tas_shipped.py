@@ -39,18 +39,17 @@ def test_shipped_tas_folder_and_card(name: str) -> None:
 
 
 def test_shipped_recipes_match_their_config_files() -> None:
-    """tas-demo is the v2 recipe (baselines/tas/demo_config.json), the two ablations still v1
-    (baselines/tas/demo_config_v1.json): the shipped configs carry each file's model fields."""
+    """All three shipped TAS systems are the v2 recipe (baselines/tas/demo_config.json): the
+    shipped configs carry that file's model fields, so the ablations are like-for-like."""
     from pathlib import Path
 
     from baselines.registry import SHIPPED
 
-    root = Path(__file__).resolve().parents[1] / "baselines" / "tas"
-    for name, file in (("tas-demo", "demo_config.json"), ("tas-notext-demo", "demo_config_v1.json"),
-                       ("tas-noflip-demo", "demo_config_v1.json")):
-        want = json.loads((root / file).read_text())["model"]
+    want = json.loads((Path(__file__).resolve().parents[1] / "baselines" / "tas"
+                       / "demo_config.json").read_text())["model"]
+    for name in NAMES:
         have = json.loads((SHIPPED[name] / "card.json").read_text())["config"]
         assert have["latent_frames"] == want["latent_frames"], name
         for key, value in want["unet"].items():
             assert have["unet"][key] == value, (name, key)
-        assert bool(have["unet"].get("prior_skip")) == (name == "tas-demo"), name
+        assert have["unet"].get("prior_skip") is True, name
