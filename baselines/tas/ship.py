@@ -14,7 +14,6 @@ weights, their sha256 and the revision stay those of the run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 from baselines.tas.pipeline import CONFIG_FILE, TASPipeline
 from tas_bench.runtime.fileio import write_json_atomic
-from tas_bench.runtime.ship import ship
+from tas_bench.runtime.ship import read_evaluation, ship, ship_parser
 
 
 def ship_tas(run: str | Path, dest: str | Path, name: str, data_command: str, *,
@@ -43,22 +42,14 @@ def ship_tas(run: str | Path, dest: str | Path, name: str, data_command: str, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
-    ap.add_argument("dest")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--data-command", required=True)
+    ap = ship_parser(__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=None, help="shipped DDIM steps")
     ap.add_argument("--guidance-scale", type=float, default=None)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--timestep-spacing", default=None, help="DDIM spacing: leading|trailing|linspace")
     ap.add_argument("--flipper-guidance", type=float, default=None)
-    ap.add_argument("--eval", default=None, help="JSON report(s) to embed, comma-separated")
-    ap.add_argument("--notes", default=None)
     a = ap.parse_args(argv)
-    evaluation = None
-    if a.eval:
-        evaluation = {Path(p).stem: json.loads(Path(p).read_text()) for p in a.eval.split(",")}
+    evaluation = read_evaluation(a.eval)
     card = ship_tas(a.run, a.dest, a.name, a.data_command, steps=a.steps,
                     guidance_scale=a.guidance_scale, seed=a.seed, evaluation=evaluation,
                     notes=a.notes, timestep_spacing=a.timestep_spacing,

@@ -85,19 +85,29 @@ def ship(run: str | Path, dest: str | Path, name: str, data_command: str,
     return card
 
 
-def main(argv: list[str] | None = None, max_bytes: int = MAX_SHIPPED_BYTES) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def ship_parser(description: str) -> argparse.ArgumentParser:
+    """The command line every shipper shares: RUN DEST --name --data-command [--eval] [--notes];
+    a kind's shipper adds its own options to it."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("run")
     ap.add_argument("dest")
     ap.add_argument("--name", required=True)
     ap.add_argument("--data-command", required=True)
     ap.add_argument("--eval", default=None, help="JSON report(s) to embed, comma-separated")
     ap.add_argument("--notes", default=None)
-    a = ap.parse_args(argv)
-    evaluation = None
-    if a.eval:
-        evaluation = {Path(p).stem: json.loads(Path(p).read_text()) for p in a.eval.split(",")}
-    card = ship(a.run, a.dest, a.name, a.data_command, evaluation, a.notes, max_bytes)
+    return ap
+
+
+def read_evaluation(spec: str | None) -> dict[str, Any] | None:
+    """``--eval a.json,b.json`` -> ``{"a": <a.json>, "b": <b.json>}`` (None without it)."""
+    if not spec:
+        return None
+    return {Path(p).stem: json.loads(Path(p).read_text()) for p in spec.split(",")}
+
+
+def main(argv: list[str] | None = None, max_bytes: int = MAX_SHIPPED_BYTES) -> int:
+    a = ship_parser(__doc__.splitlines()[0]).parse_args(argv)
+    card = ship(a.run, a.dest, a.name, a.data_command, read_evaluation(a.eval), a.notes, max_bytes)
     print(json.dumps({k: card.get(k) for k in ("name", "revision", "parameters")}))
     return 0
 
