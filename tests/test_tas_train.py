@@ -135,3 +135,35 @@ def test_cue_helpers_hand_computed() -> None:
     assert itd_s(x[::-1], sr) == pytest.approx(-5 / sr)
     sign, err = cue_agreement([x, x[::-1]], [x, x], sr)
     assert sign == 0.5 and err == pytest.approx(0.5 * 10 / sr * 1e6)
+
+
+def test_mirror_augment_mirrors_whole_windows_and_leaves_the_draws_alone(data: Path) -> None:
+    from baselines.pseudobinaural.data import WindowSampler, load_split
+    from tas_bench.data.prompts import swap_left_right
+
+    clips = load_split(data, "train", 16000, preload=True)
+    plain = WindowSampler(clips, 8000, 16, seed=3, target_rms=0.1)
+    mirr = WindowSampler(clips, 8000, 16, seed=3, target_rms=0.1, mirror=True)
+    flipped = 0
+    for step in (0, 7):
+        m0, d0, p0 = plain.batch(step)
+        m1, d1, p1 = mirr.batch(step)
+        np.testing.assert_array_equal(m0, m1)  # same windows drawn; the mix is unchanged
+        for i in range(16):
+            if np.array_equal(d1[i], d0[i]):
+                assert p1[i] == p0[i]
+            else:
+                np.testing.assert_array_equal(d1[i], -d0[i])
+                assert p1[i] == swap_left_right(p0[i])
+                flipped += 1
+        again = mirr.batch(step)
+        np.testing.assert_array_equal(again[1], d1)
+        assert again[2] == p1
+    assert 8 <= flipped <= 24  # p = 0.5 over 32 windows
+
+
+def test_mirror_augment_is_recorded_and_checked(tmp_path: Path) -> None:
+    assert resolve_config("tas")["mirror_augment"] is False
+    assert resolve_config("tas", None, {"mirror_augment": True})["mirror_augment"] is True
+    with pytest.raises(TasBenchError, match="mirror_augment"):
+        resolve_config("tas", None, {"mirror_augment": "yes"})

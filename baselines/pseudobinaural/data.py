@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from tas_bench.data.manifest import Dataset, load_dataset
+from tas_bench.data.prompts import swap_left_right
 from tas_bench.runtime.audio_io import read_audio
 from tas_bench.runtime.errors import TasBenchError
 
@@ -108,26 +109,37 @@ def _window(c: ClipArrays | LazyClip, start: int, width: int) -> tuple[np.ndarra
 
 
 class WindowSampler:
-    """Deterministic random windows: ``batch(step)`` -> (mix (B,W), diff (B,W), prompts)."""
+    """Deterministic random windows: ``batch(step)`` -> (mix (B,W), diff (B,W), prompts).
+
+    ``mirror``: each window is replaced with p = 0.5 by its mirror image, the scene with left
+    and right exchanged: ``d -> -d`` (the mix is unchanged) and "left" <-> "right" in the prompt
+    (:func:`tas_bench.data.prompts.swap_left_right`). The coins come from their own random
+    stream, so the windows drawn are the same with and without it. It makes the training data
+    left/right symmetric: the demo rooms put the listener nearer their right wall in every clip,
+    so without it ``d`` and ``-d`` differ in their early reflections whatever the prompt says.
+    """
 
     def __init__(self, clips: list[ClipArrays | LazyClip], width: int, batch_size: int, seed: int,
-                 target_rms: float, rank: int = 0) -> None:
+                 target_rms: float, rank: int = 0, mirror: bool = False) -> None:
         if not clips:
             raise TasBenchError("no training clips (the dataset has no 'train' split)", field="split")
         self.clips, self.width, self.batch_size = clips, width, batch_size
         self.seed, self.target_rms, self.rank = seed, target_rms, rank
+        self.mirror = bool(mirror)
 
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
         rng = np.random.default_rng([self.seed, step, self.rank])
+        coins = np.random.default_rng([self.seed, step, self.rank, 1]).integers(
+            2, size=self.batch_size) if self.mirror else np.zeros(self.batch_size, dtype=int)
         mixes, diffs, prompts = [], [], []
-        for _ in range(self.batch_size):
+        for i in range(self.batch_size):
             c = self.clips[int(rng.integers(len(self.clips)))]
             start = int(rng.integers(max(1, c.length - self.width + 1)))
             m, d = _window(c, start, self.width)
             m, d, _ = normalise(m, d, self.target_rms)
             mixes.append(m)
-            diffs.append(d)
-            prompts.append(c.prompt)
+            diffs.append(-d if coins[i] else d)
+            prompts.append(swap_left_right(c.prompt) if coins[i] else c.prompt)
         return np.stack(mixes), np.stack(diffs), prompts
 
 

@@ -87,6 +87,10 @@ class TrainConfig:
     vocab_min_count: int = 1
     #: min-SNR-gamma loss weighting (:mod:`baselines.tas.losses`); 0 = the plain epsilon MSE
     snr_gamma: float = 0.0
+    #: mirror augmentation (:class:`baselines.pseudobinaural.data.WindowSampler`): each window
+    #: replaced with p = 0.5 by the left/right mirrored scene (``-d``, "left" <-> "right" in the
+    #: prompt); False in configs written before it existed
+    mirror_augment: bool = False
     mixed_precision: str = "bf16"  # GPU only; CPU always runs in float32
     torch_threads: int = 0  # 0 = leave torch's default
 
@@ -125,6 +129,9 @@ def _check_train(d: dict[str, Any], where: str) -> TrainConfig:
             isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x < 1 for x in b):
         raise TasBenchError(f"betas {b!r} must be two numbers in [0, 1)", path=where, field="betas")
     cfg.betas = [float(b[0]), float(b[1])]
+    if not isinstance(cfg.mirror_augment, bool):
+        raise TasBenchError(f"{cfg.mirror_augment!r} must be true or false", path=where,
+                            field="mirror_augment")
     if cfg.mixed_precision not in ("no", "fp16", "bf16"):
         raise TasBenchError(f"{cfg.mixed_precision!r} is not no|fp16|bf16", path=where,
                             field="mixed_precision")
@@ -289,7 +296,7 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
     accel.wait_for_everyone()
     net, opt = accel.prepare(_LossModule(pipe, tc.snr_gamma), opt)
     sampler = WindowSampler(train_clips, pipe.window_samples, tc.batch_size, tc.seed,
-                            mcfg.target_rms, rank=accel.process_index)
+                            mcfg.target_rms, rank=accel.process_index, mirror=tc.mirror_augment)
     val = fixed_windows(val_clips, pipe.window_samples, tc.val_windows, mcfg.target_rms) \
         if val_clips and tc.val_windows > 0 else None
     log = MetricsLog(out / METRICS_FILE, METRIC_FIELDS, start_step, main)
