@@ -347,3 +347,27 @@ def test_set_sampling_spacing_and_flipper_guidance() -> None:
     with pytest.raises(TasBenchError, match="timestep_spacing"):
         pipe.set_sampling(timestep_spacing="sideways")
     assert pipe.config.scheduler["timestep_spacing"] == "trailing"  # a refused change keeps the old
+
+
+def test_predictions_of_other_sampling_settings_are_not_mixed(tmp_path: Path) -> None:
+    """Sampling settings are outside the revision but change every output: a predictions
+    folder made with other DDIM steps is refused by ``generate`` and removed by ``reproduce``'s
+    staleness check, never resumed into a mix."""
+    from test_systems_api import make_dataset
+
+    from tas_bench.data.manifest import dataset_fingerprint
+    from tas_bench.pipeline.generate import generate_predictions
+    from tas_bench.pipeline.reproduce import _stale_predictions
+
+    data = make_dataset(tmp_path / "data", n_train=0, n_val=0, n_test=2)
+    pred = tmp_path / "pred"
+    two = TASSystem(tiny_pipeline(steps=2), name="t")
+    three = TASSystem(tiny_pipeline(steps=2).set_sampling(steps=3), name="t")
+    assert two.card()["revision"] == three.card()["revision"]
+    assert generate_predictions(two, data, pred, progress=False)["generated"] == 2
+    fp = dataset_fingerprint(data)
+    assert not _stale_predictions(pred, fp, two.card())
+    assert _stale_predictions(pred, fp, three.card())
+    with pytest.raises(TasBenchError, match="another sampling setting"):
+        generate_predictions(three, data, pred, progress=False)
+    assert generate_predictions(two, data, pred, progress=False)["skipped"] == 2

@@ -56,6 +56,13 @@ def _check_targets(out: Path, ds: Any, clips: list[Any]) -> None:
                                 "outside the dataset's audio", path=target)
 
 
+def prediction_identity(card: dict[str, Any]) -> dict[str, Any]:
+    """What makes two prediction folders of a system interchangeable: its revision (weights and
+    model config) and its sampling settings (DDIM steps, guidance, seed, ...: outside the
+    revision, but they change every output). ``None`` where a card has no sampling."""
+    return {"revision": card.get("revision"), "sampling": card.get("sampling")}
+
+
 def _check_out(out: Path, meta: dict[str, Any]) -> None:
     path = out / SYSTEM_FILE
     if not path.is_file():
@@ -64,10 +71,13 @@ def _check_out(out: Path, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TasBenchError("malformed system.json in the predictions folder", path=path) from None
-    for key, what in (("revision", "system revision"), ("dataset_fingerprint", "dataset"),
-                      ("split", "split")):
-        a = old.get(key) if key != "revision" else (old.get("system") or {}).get("revision")
-        b = meta.get(key) if key != "revision" else meta["system"].get("revision")
+    old_system = old.get("system") if isinstance(old.get("system"), dict) else {}
+    for key, what in (("revision", "system revision"), ("sampling", "sampling setting"),
+                      ("dataset_fingerprint", "dataset"), ("split", "split")):
+        if key in ("revision", "sampling"):
+            a, b = prediction_identity(old_system)[key], prediction_identity(meta["system"])[key]
+        else:
+            a, b = old.get(key), meta.get(key)
         if a != b:
             raise TasBenchError(f"holds predictions of another {what} ({a!r}, now {b!r}); use an "
                                 "empty --out folder", path=out)

@@ -54,18 +54,21 @@ def _load_stages(out: Path) -> dict[str, Any]:
         return {}  # a broken stamp only means the stages run again
 
 
-def _stale_predictions(pred: Path, fingerprint: str, revision: str | None) -> bool:
-    """True when ``pred`` holds predictions made for another dataset or system revision."""
+def _stale_predictions(pred: Path, fingerprint: str, card: dict) -> bool:
+    """True when ``pred`` holds predictions made for another dataset, system revision or
+    sampling setting (:func:`~tas_bench.pipeline.generate.prediction_identity`)."""
+    from tas_bench.pipeline.generate import prediction_identity
+
     path = pred / "system.json"
     if not path.is_file():
         return False
     try:
         meta = read_json_object(path)
         old_fp = meta.get("dataset_fingerprint")
-        old_rev = (meta.get("system") or {}).get("revision")
+        old_id = prediction_identity(meta.get("system") or {})
     except (TasBenchError, AttributeError):
         return True
-    return old_fp != fingerprint or old_rev != revision
+    return old_fp != fingerprint or old_id != prediction_identity(card)
 
 
 def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: list[str] | None = None,
@@ -127,9 +130,10 @@ def reproduce(preset: str, out: Path, *, seed: int = BENCHMARK_SEED, systems: li
     for name in names:
         pred = out / "predictions" / name
         t0 = time.perf_counter()
-        if _stale_predictions(pred, fp, cards_by_name[name].get("revision")):
+        if _stale_predictions(pred, fp, cards_by_name[name]):
             shutil.rmtree(pred)
-            log(f"      removed predictions of {name} made for another dataset or revision")
+            log(f"      removed predictions of {name} made for another dataset, revision or "
+                "sampling setting")
         gen = generate_predictions(name, data, pred, split="test", progress=progress)
         status = "ran" if gen.get("generated") else "skipped"
         summary.stages.append(StageReport(f"generate {name}", status, time.perf_counter() - t0,
