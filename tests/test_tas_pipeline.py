@@ -371,3 +371,29 @@ def test_predictions_of_other_sampling_settings_are_not_mixed(tmp_path: Path) ->
     with pytest.raises(TasBenchError, match="another sampling setting"):
         generate_predictions(three, data, pred, progress=False)
     assert generate_predictions(two, data, pred, progress=False)["skipped"] == 2
+
+
+def test_resample_a_shipped_folder(tmp_path: Path) -> None:
+    """``ship --resample``: new default sampling in tas_config.json and the card, the replaced
+    settings kept with the reason; weights and revision untouched; bad values change nothing."""
+    from baselines.tas.ship import main as ship_main
+    from baselines.tas.ship import resample_shipped
+
+    pipe = tiny_pipeline(steps=2)
+    dest = pipe.save_pretrained(tmp_path / "shipped")
+    before = TASSystem(TASPipeline.from_pretrained(dest), name="t").card()
+    (dest / "card.json").write_text(json.dumps({"name": "t", "sampling": before["sampling"]}))
+    weights = (dest / WEIGHTS_FILE).read_bytes()
+    with pytest.raises(TasBenchError, match="guidance"):
+        resample_shipped(dest, "try", guidance_scale=-1.0)
+    with pytest.raises(TasBenchError, match="why"):
+        resample_shipped(dest, "  ", steps=3)
+    assert json.loads((dest / "card.json").read_text())["sampling"] == before["sampling"]
+    assert ship_main(["--resample", str(dest), "--why", "tuned on a tuning split",
+                      "--timestep-spacing", "trailing", "--guidance-scale", "3"]) == 0
+    card = json.loads((dest / "card.json").read_text())
+    live = TASSystem(TASPipeline.from_pretrained(dest), name="t").card()
+    assert live["sampling"] == card["sampling"]
+    assert card["sampling"]["timestep_spacing"] == "trailing" and card["sampling"]["guidance_scale"] == 3.0
+    assert card["sampling_history"] == [{"replaced": before["sampling"], "why": "tuned on a tuning split"}]
+    assert live["revision"] == before["revision"] and (dest / WEIGHTS_FILE).read_bytes() == weights
