@@ -28,7 +28,7 @@ def test_shipped_tas_folder_and_card(name: str) -> None:
     run = json.loads((folder / "run.json").read_text())
     assert card["training_data"] == run["data_fingerprint"] and card["data_command"].count(
         run["data_fingerprint"]) == 1
-    assert card["sampling"]["steps"] >= 1 and card["sampling"]["guidance_scale"] == 2.5
+    assert card["sampling"]["steps"] >= 1 and 1.0 <= card["sampling"]["guidance_scale"] <= 10.0
     s = load_system(name)
     live = s.card()
     assert live["revision"] == describe(name)["revision"] == card["revision"] == run["revision"]
@@ -54,3 +54,11 @@ def test_shipped_recipes_match_their_config_files() -> None:
         for key, value in want["unet"].items():
             assert have["unet"][key] == value, (name, key)
         assert have["unet"].get("prior_skip") is True, name
+
+
+def test_shipped_tas_systems_sample_alike() -> None:
+    """The full system and its ablations are compared under one sampling setting."""
+    from baselines.registry import SHIPPED
+
+    cards = [json.loads((SHIPPED[n] / "card.json").read_text()) for n in NAMES]
+    assert all(c["sampling"] == cards[0]["sampling"] for c in cards)
