@@ -39,32 +39,35 @@ def ship_tas(run: str | Path, dest: str | Path, name: str, data_command: str, *,
     """Ship ``run`` to ``dest`` with the given default sampling; returns the card."""
     dest = Path(dest)
     card = ship(run, dest, name, data_command, evaluation, notes)
-    return _write_sampling(dest, card, steps=steps, guidance_scale=guidance_scale, seed=seed,
-                           timestep_spacing=timestep_spacing, flipper_guidance=flipper_guidance)
+    card["sampling"] = _write_sampling(dest, card["name"], steps=steps,
+                                       guidance_scale=guidance_scale, seed=seed,
+                                       timestep_spacing=timestep_spacing,
+                                       flipper_guidance=flipper_guidance)
+    write_json_atomic(dest / "card.json", card)
+    return card
 
 
-def _write_sampling(dest: Path, card: dict[str, Any], **sampling: Any) -> dict[str, Any]:
+def _write_sampling(dest: Path, name: str, **sampling: Any) -> dict[str, Any]:
+    """Validate ``sampling``, write it into ``dest``'s tas_config.json; the card's new
+    ``sampling`` entry (the caller writes the card)."""
     pipe = TASPipeline.from_pretrained(dest)
     pipe.set_sampling(**sampling)
     write_json_atomic(dest / CONFIG_FILE, pipe._document())
-    card["sampling"] = pipe.card(card["name"])["sampling"]
-    write_json_atomic(dest / "card.json", card)
-    return card
+    return pipe.card(name)["sampling"]
 
 
 def resample_shipped(dest: str | Path, why: str, **sampling: Any) -> dict[str, Any]:
     """Change the default sampling (``steps``, ``guidance_scale``, ``seed``,
     ``timestep_spacing``, ``flipper_guidance``) of a shipped folder ``dest``; the replaced
     settings and ``why`` are appended to the card's ``sampling_history``. Returns the card."""
-    dest = Path(dest)
-    card = json.loads((dest / "card.json").read_text(encoding="utf-8"))
     if not why.strip():
         raise TasBenchError("--why must say why the shipped sampling changes", field="why")
-    old = card.get("sampling")
-    card = _write_sampling(dest, card, **sampling)
+    dest = Path(dest)
+    card = json.loads((dest / "card.json").read_text(encoding="utf-8"))
+    old, card["sampling"] = card.get("sampling"), _write_sampling(dest, card["name"], **sampling)
     if card["sampling"] != old:
         card.setdefault("sampling_history", []).append({"replaced": old, "why": why.strip()})
-        write_json_atomic(dest / "card.json", card)
+    write_json_atomic(dest / "card.json", card)
     return card
 
 

@@ -72,12 +72,13 @@ def _check_out(out: Path, meta: dict[str, Any]) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TasBenchError("malformed system.json in the predictions folder", path=path) from None
     old_system = old.get("system") if isinstance(old.get("system"), dict) else {}
+    was = {**prediction_identity(old_system), "dataset_fingerprint": old.get("dataset_fingerprint"),
+           "split": old.get("split")}
+    now = {**prediction_identity(meta["system"]), "dataset_fingerprint": meta["dataset_fingerprint"],
+           "split": meta["split"]}
     for key, what in (("revision", "system revision"), ("sampling", "sampling setting"),
                       ("dataset_fingerprint", "dataset"), ("split", "split")):
-        if key in ("revision", "sampling"):
-            a, b = prediction_identity(old_system)[key], prediction_identity(meta["system"])[key]
-        else:
-            a, b = old.get(key), meta.get(key)
+        a, b = was[key], now[key]
         if a != b:
             raise TasBenchError(f"holds predictions of another {what} ({a!r}, now {b!r}); use an "
                                 "empty --out folder", path=out)
