@@ -167,3 +167,30 @@ def test_mirror_augment_is_recorded_and_checked(tmp_path: Path) -> None:
     assert resolve_config("tas", None, {"mirror_augment": True})["mirror_augment"] is True
     with pytest.raises(TasBenchError, match="mirror_augment"):
         resolve_config("tas", None, {"mirror_augment": "yes"})
+
+
+def test_lr_factor_hand_computed() -> None:
+    from baselines.tas.train import lr_factor
+
+    assert lr_factor(0, 100, 10, "constant") == pytest.approx(0.1)
+    assert lr_factor(50, 100, 10, "constant") == 1.0
+    assert lr_factor(9, 100, 10, "cosine") == 1.0
+    assert lr_factor(10, 100, 10, "cosine") == 1.0
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(3, 8, 0, "cosine") == pytest.approx(0.5 * (1 + np.cos(np.pi * 3 / 8)))
+    assert resolve_config("tas")["lr_schedule"] == "constant"
+    with pytest.raises(TasBenchError, match="lr_schedule"):
+        resolve_config("tas", None, {"lr_schedule": "linear"})
+
+
+def test_cosine_run_logs_the_schedule_and_refuses_a_longer_resume(data: Path, tmp_path: Path) -> None:
+    _train(data, tmp_path / "run", lr_schedule="cosine", warmup_steps=0)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    lrs = [float(r.split(",")[head.index("lr")]) for r in rows[1:]]
+    # logged after steps 2 and 4 of 4: the lr of steps 1 and 3 (0-based)
+    base = TINY.get("lr", 5e-4)
+    assert lrs == pytest.approx([base * 0.5 * (1 + np.cos(np.pi * s / 4)) for s in (1, 3)], rel=1e-4)
+    with pytest.raises(TasBenchError, match="another config"):
+        _train(data, tmp_path / "run", lr_schedule="cosine", warmup_steps=0, steps=8)

@@ -62,6 +62,8 @@ METRIC_FIELDS = ("step", "train_loss", "diffusion_loss", "flipper_loss", "flippe
 RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "keep_checkpoints",
                      "mixed_precision", "torch_threads", "val_windows", "val_clips",
                      "val_sample_steps"}
+#: Learning-rate schedules after the linear warm-up.
+LR_SCHEDULES = ("constant", "cosine")
 #: Largest lag searched for the validation ITD (seconds).
 MAX_ITD_S = 1e-3
 
@@ -91,6 +93,9 @@ class TrainConfig:
     #: replaced with p = 0.5 by the left/right mirrored scene (``-d``, "left" <-> "right" in the
     #: prompt); False in configs written before it existed
     mirror_augment: bool = False
+    #: learning rate after the warm-up: "constant", or "cosine" (half a cosine from ``lr`` down
+    #: to 0 at ``steps``; a cosine run's ``steps`` cannot change on resume)
+    lr_schedule: str = "constant"
     mixed_precision: str = "bf16"  # GPU only; CPU always runs in float32
     torch_threads: int = 0  # 0 = leave torch's default
 
@@ -132,10 +137,24 @@ def _check_train(d: dict[str, Any], where: str) -> TrainConfig:
     if not isinstance(cfg.mirror_augment, bool):
         raise TasBenchError(f"{cfg.mirror_augment!r} must be true or false", path=where,
                             field="mirror_augment")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise TasBenchError(f"{cfg.lr_schedule!r} is not one of {'|'.join(LR_SCHEDULES)}",
+                            path=where, field="lr_schedule")
     if cfg.mixed_precision not in ("no", "fp16", "bf16"):
         raise TasBenchError(f"{cfg.mixed_precision!r} is not no|fp16|bf16", path=where,
                             field="mixed_precision")
     return cfg
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the base lr at 0-based ``step`` of ``total``: linear warm-up over
+    ``warmup`` steps ((step + 1) / warmup), then 1 (``constant``) or
+    0.5 · (1 + cos(π · (step − warmup) / (total − warmup))) (``cosine``, 0 at ``total``)."""
+    warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if schedule == "constant" or step < warmup:
+        return warm
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
@@ -269,7 +288,9 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
     sr = 16000
     train_clips = load_split(ds, "train", sr)
     val_clips = load_split(ds, "val", sr)
-    prepare_run(out, config=run_cfg, what=WHAT, resumable=RESUMABLE_CHANGES,
+    # a cosine schedule is laid out over ``steps``: a longer resumed run would jump in lr
+    resumable = RESUMABLE_CHANGES - ({"steps"} if tc.lr_schedule == "cosine" else set())
+    prepare_run(out, config=run_cfg, what=WHAT, resumable=resumable,
                 normalize=_normalize, main=main,
                 data={"path": str(ds.root), "fingerprint": fingerprint,
                       "train_clips": len(train_clips), "val_clips": len(val_clips)})
@@ -303,7 +324,7 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
     log_every = max(1, min(tc.val_every, 10))
 
     def lr_at(step: int) -> float:
-        return tc.lr * min(1.0, (step + 1) / tc.warmup_steps) if tc.warmup_steps else tc.lr
+        return tc.lr * lr_factor(step, tc.steps, tc.warmup_steps, tc.lr_schedule)
 
     def validate() -> dict[str, Any]:
         row: dict[str, Any] = {}
