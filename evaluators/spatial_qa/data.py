@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from evaluators.spatial_qa.encoder import (
+    BOUND_WORDS,
     SAMPLE_RATE,
     SpatialFrontEnd,
     geometry_targets,
@@ -80,10 +81,19 @@ def label_vocabulary(clips: list[Clip]) -> list[str]:
 
 def geometry_labels(clips: list[Clip], labels: list[str]) -> dict[str, torch.Tensor]:
     """Pretraining targets per clip: azimuth/elevation/distance bins of the first source and
-    the multi-hot class vector over ``labels`` (unknown labels left out)."""
+    the multi-hot class vector over ``labels`` (unknown labels left out); for the class-bound
+    heads, per class k: ``present`` (B, K) bool, ``words`` (B, K, 3) 1 where the source of class
+    k is left / front / above, ``word_mask`` (B, K, 3) where that axis has a word (a horizontal
+    source has no above/below word), ``bound_dist`` (B, K) its distance bin."""
     index = {lab: i for i, lab in enumerate(labels)}
+    k = max(1, len(labels))
     az, el, dist = [], [], []
-    cls = torch.zeros(len(clips), max(1, len(labels)))
+    cls = torch.zeros(len(clips), k)
+    present = torch.zeros(len(clips), k, dtype=torch.bool)
+    words = torch.zeros(len(clips), k, len(BOUND_WORDS))
+    word_mask = torch.zeros(len(clips), k, len(BOUND_WORDS), dtype=torch.bool)
+    bound_dist = torch.zeros(len(clips), k, dtype=torch.long)
+    axes = {"left": 0, "right": 0, "front": 1, "behind": 1, "above": 2, "below": 2}
     for i, c in enumerate(clips):
         s = c.sources[0]
         a, e, d = geometry_targets(s.azimuth, s.elevation, s.distance)
@@ -91,6 +101,15 @@ def geometry_labels(clips: list[Clip], labels: list[str]) -> dict[str, torch.Ten
         el.append(e)
         dist.append(d)
         for src in c.sources:
-            if src.label in index:
-                cls[i, index[src.label]] = 1.0
-    return {"az": torch.tensor(az), "el": torch.tensor(el), "dist": torch.tensor(dist), "cls": cls}
+            if src.label not in index:
+                continue
+            j = index[src.label]
+            cls[i, j] = 1.0
+            present[i, j] = True
+            bound_dist[i, j] = geometry_targets(src.azimuth, src.elevation, src.distance)[2]
+            for w in src.direction:
+                if w in axes:
+                    words[i, j, axes[w]] = float(w in BOUND_WORDS)
+                    word_mask[i, j, axes[w]] = True
+    return {"az": torch.tensor(az), "el": torch.tensor(el), "dist": torch.tensor(dist), "cls": cls,
+            "present": present, "words": words, "word_mask": word_mask, "bound_dist": bound_dist}

@@ -24,6 +24,15 @@ DoA token stays at chance on left/right (0.51) because the 1250-weighted class t
 tiny L - R contrast in the single fused map; the explicit ILD channel makes the side visible at
 initialisation.
 
+Class-bound heads (``bound_heads``, an addition for two-source clips; off in both presets
+unless the training config asks for them): Spatial-AST's heads describe one source, and its
+pretraining sees one-source clips only, so nothing teaches the encoder which position belongs to
+which sound in a mixture -- exactly what the two-source questions ask ("is the dog to the left
+of the bell?", and the DOA / distance of each source of a two-source clip). With them, for every
+class k the DoA token predicts three logits (left, front, above: the source of class k has that
+word) and the distance token 21 distance bins, trained on every clip (one or two sources), the
+loss taken over the classes present only (:func:`bound_loss`).
+
 Coordinates of the heads follow the dataset (SOFA: azimuth counter-clockwise from the front,
 degrees in [0, 360); elevation in [-90, 90)), not BAT's axes: the labels come from our manifest.
 """
@@ -55,6 +64,8 @@ N_AZIMUTH = 360
 N_ELEVATION = 180
 LOSS_WEIGHTS = {"cls": 1250.0, "dist": 1.0, "az": 2.0, "el": 2.0}
 STEMS = ("conv1", "lr4")
+#: the direction word of each axis a class-bound direction logit predicts (1 = this word)
+BOUND_WORDS = ("left", "front", "above")
 #: scale of the mel-projected cos / sin IPD maps in the ``lr4`` stem (std ~0.015 -> ~0.75)
 IPD_SCALE = 50.0
 
@@ -73,6 +84,8 @@ class EncoderConfig:
     dropout: float = 0.0
     #: "conv1": conv 4 -> 1 as published; "lr4": explicit ILD channel, conv 5 -> 4 (module doc)
     stem: str = "conv1"
+    #: class-bound geometry heads (not in Spatial-AST; module doc "Class-bound heads")
+    bound_heads: bool = False
 
     def __post_init__(self) -> None:
         if self.stem not in STEMS:
@@ -93,7 +106,10 @@ class EncoderConfig:
         return (self.frames // PATCH) * (N_MELS // PATCH)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.bound_heads:  # encoders made before the field existed keep their hash
+            del d["bound_heads"]
+        return d
 
 
 ENCODER_PRESETS: dict[str, dict[str, Any]] = {
@@ -203,6 +219,9 @@ class SpatialAudioEncoder(nn.Module):
         self.head_az = nn.Linear(d, N_AZIMUTH)
         self.head_el = nn.Linear(d, N_ELEVATION)
         self.head_cls = nn.Linear(d, config.n_classes)
+        if config.bound_heads:
+            self.head_bound_dir = nn.Linear(d, config.n_classes * len(BOUND_WORDS))
+            self.head_bound_dist = nn.Linear(d, config.n_classes * N_DISTANCE)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Token sequence (B, 3 + n_patches, dim): CLS distance, DoA, class, then the patches."""
@@ -222,10 +241,15 @@ class SpatialAudioEncoder(nn.Module):
 
     def heads(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits of the geometry heads from the CLS tokens of ``tokens``."""
-        return {"dist": self.head_dist(tokens[:, 0]),
-                "az": self.head_az(tokens[:, 1]),
-                "el": self.head_el(tokens[:, 1]),
-                "cls": self.head_cls(tokens[:, 2])}
+        out = {"dist": self.head_dist(tokens[:, 0]),
+               "az": self.head_az(tokens[:, 1]),
+               "el": self.head_el(tokens[:, 1]),
+               "cls": self.head_cls(tokens[:, 2])}
+        if self.config.bound_heads:
+            n, b = self.config.n_classes, tokens.shape[0]
+            out["bound_dir"] = self.head_bound_dir(tokens[:, 1]).view(b, n, len(BOUND_WORDS))
+            out["bound_dist"] = self.head_bound_dist(tokens[:, 0]).view(b, n, N_DISTANCE)
+        return out
 
 
 def geometry_targets(azimuth: float, elevation: float, distance: float) -> tuple[int, int, int]:
@@ -254,3 +278,25 @@ def pretraining_loss(logits: dict[str, torch.Tensor], az: torch.Tensor, el: torc
              "el": F.cross_entropy(logits["el"], el)}
     total = sum(w[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def bound_loss(logits: dict[str, torch.Tensor], present: torch.Tensor, words: torch.Tensor,
+               word_mask: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of the class-bound heads (dimensionless): mean BCE of the direction-word logits
+    over the (clip, class, axis) entries where class k is present and the axis has a word
+    (``word_mask``), plus the mean CE of the distance bins over present classes.
+
+    ``present`` (B, K) bool; ``words`` (B, K, 3) float 0/1 targets (1 = left / front / above);
+    ``word_mask`` (B, K, 3) bool; ``dist`` (B, K) long bins (ignored where not present).
+    """
+    m = (word_mask & present[..., None]).float()
+    bce = F.binary_cross_entropy_with_logits(logits["bound_dir"], words, reduction="none")
+    dir_loss = (bce * m).sum() / m.sum().clamp(min=1.0)
+    d = torch.where(present, dist, torch.full_like(dist, -100))
+    if bool(present.any()):
+        dist_loss = F.cross_entropy(logits["bound_dist"].reshape(-1, N_DISTANCE), d.reshape(-1),
+                                    ignore_index=-100)
+    else:
+        dist_loss = logits["bound_dist"].sum() * 0.0
+    return dir_loss + dist_loss, {"bound_dir": float(dir_loss.detach()),
+                                  "bound_dist": float(dist_loss.detach())}

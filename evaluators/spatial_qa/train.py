@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from evaluators.spatial_qa import data as qa_data
 from evaluators.spatial_qa.assessor import (
@@ -29,6 +30,7 @@ from evaluators.spatial_qa.assessor import (
 from evaluators.spatial_qa.encoder import (
     N_AZIMUTH,
     SpatialAudioEncoder,
+    bound_loss,
     encoder_config,
     pretraining_loss,
 )
@@ -68,9 +70,16 @@ class AssessorTrainConfig:
     #: token stays at chance on left/right (0.51), with 10 the azimuth head gets the side of
     #: 99 % of held-out clips
     cls_weight: float | None = None
+    #: weight of the class-bound geometry loss (:func:`~evaluators.spatial_qa.encoder.bound_loss`)
+    #: in pretraining; > 0 adds the class-bound heads and pretrains on every clip (one or two
+    #: sources; the one-source heads still learn from the one-source clips only); 0: Spatial-AST's
+    #: pretraining on one-source clips
+    bound_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if not self.bound_weight:  # runs made before the field existed keep their config
+            del d["bound_weight"]
         return d
 
 
@@ -80,7 +89,9 @@ def build_assessor(cfg: AssessorTrainConfig, clips: list[Any], work: Path,
     (assessor, class labels, llm meta)."""
     torch.manual_seed(cfg.seed)
     labels = qa_data.label_vocabulary(clips)
-    enc_cfg = encoder_config(cfg.preset, n_classes=max(1, len(labels)), **cfg.encoder_overrides)
+    bound = {"bound_heads": True} if cfg.bound_weight > 0 else {}
+    enc_cfg = encoder_config(cfg.preset, n_classes=max(1, len(labels)),
+                             **{**bound, **cfg.encoder_overrides})
     if llm_path is None:
         texts = [PROMPT.format(question=q.question) for c in clips for q in c.qa]
         texts += [" " + q.answer for c in clips for q in c.qa]
@@ -124,12 +135,42 @@ def pretraining_batch(feats: torch.Tensor, geo: dict[str, torch.Tensor], idx: np
     ``cfg.mirror_augment`` each clip mirrored with p = 0.5 (seeded by (seed, step): a resumed
     run draws the same flips) -- ears swapped and azimuth ``az -> (360 - az) mod 360``."""
     x, az = feats[idx].float(), geo["az"][idx]
+    tgt = {k: v[idx] for k, v in geo.items() if k != "az"}
     if cfg.mirror_augment:
         flip_rng = np.random.default_rng([cfg.seed, 3, step])
         flip = torch.from_numpy(flip_rng.random(len(idx)) < 0.5)
         x = torch.where(flip[:, None, None, None], mirror_features(x), x)
         az = torch.where(flip, (N_AZIMUTH - az) % N_AZIMUTH, az)
-    return x, {"az": az, "el": geo["el"][idx], "dist": geo["dist"][idx], "cls": geo["cls"][idx]}
+        if "words" in tgt:  # every source changes side: left <-> right
+            w = tgt["words"].clone()
+            w[..., 0] = torch.where(flip[:, None], 1.0 - w[..., 0], w[..., 0])
+            tgt["words"] = w
+    return x, {"az": az, **tgt}
+
+
+def pretraining_step_loss(a: SpatialQAAssessor, x: torch.Tensor, tgt: dict[str, torch.Tensor],
+                          single: torch.Tensor, cfg: AssessorTrainConfig
+                          ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Pretraining loss of one batch: the Spatial-AST terms (the one-source heads on the rows
+    ``single`` marks, the class term on every row) plus ``cfg.bound_weight`` x the class-bound
+    loss when the encoder has those heads."""
+    logits = a.encoder.heads(a.encoder.forward_features(x))
+    w = {"cls": pretraining_cls_weight(cfg)}
+    if not cfg.bound_weight:
+        return pretraining_loss(logits, tgt["az"], tgt["el"], tgt["dist"], tgt["cls"], w)
+    # one-source heads on the one-source rows (class weight 0 there); the class term on all
+    one = {k: logits[k][single] for k in ("az", "el", "dist", "cls")}
+    if bool(single.any()):
+        loss, parts = pretraining_loss(one, tgt["az"][single], tgt["el"][single],
+                                       tgt["dist"][single], tgt["cls"][single], {"cls": 0.0})
+    else:
+        loss, parts = logits["az"].sum() * 0.0, {}
+    cls_all = F.binary_cross_entropy_with_logits(logits["cls"], tgt["cls"])
+    loss = loss + w["cls"] * cls_all
+    parts["cls"] = float(cls_all.detach())
+    b, bparts = bound_loss(logits, tgt["present"], tgt["words"], tgt["word_mask"],
+                           tgt["bound_dist"])
+    return loss + cfg.bound_weight * b, {**parts, **bparts}
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator) -> Any:
@@ -167,7 +208,9 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
         return torch.optim.AdamW(ps, lr=cfg.lr if stage == "pretrain" else cfg.qa_lr,
                                  weight_decay=cfg.weight_decay)
 
-    single_idx = torch.nonzero(single).flatten().numpy()
+    # Spatial-AST pretrains on one-source clips; the class-bound heads learn from every clip
+    single_idx = (np.arange(len(single)) if cfg.bound_weight
+                  else torch.nonzero(single).flatten().numpy())
     pre_rng = np.random.default_rng([cfg.seed, 1])
     qa_rng = np.random.default_rng([cfg.seed, 2])
     pre_it = _batches(len(single_idx), min(cfg.batch_size, max(1, len(single_idx))), pre_rng)
@@ -193,11 +236,9 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
         for g in opt.param_groups:  # cosine decay with 5 % warm-up
             g["lr"] = base * min(1.0, frac / 0.05 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
         if stage == "pretrain":
-            x, tgt = pretraining_batch(feats, geo, single_idx[next(pre_it)], cfg, step)
-            tokens = a.encoder.forward_features(x)
-            loss, parts = pretraining_loss(a.encoder.heads(tokens), tgt["az"], tgt["el"],
-                                           tgt["dist"], tgt["cls"],
-                                           {"cls": pretraining_cls_weight(cfg)})
+            bidx = single_idx[next(pre_it)]
+            x, tgt = pretraining_batch(feats, geo, bidx, cfg, step)
+            loss, parts = pretraining_step_loss(a, x, tgt, single[bidx], cfg)
         else:
             ex = [examples[i] for i in next(qa_it)]
             idx = torch.tensor([e.clip for e in ex])
@@ -257,7 +298,7 @@ RESUMABLE = {"qa_steps", "checkpoint_every", "val_every", "val_items", "torch_th
              "progress"}
 _FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", "weight_decay",
            "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
-           "mirror_augment", "qa_train_encoder", "cls_weight",
+           "mirror_augment", "qa_train_encoder", "cls_weight", "bound_weight",
            "checkpoint_every", "val_every", "val_items", "torch_threads"}
 
 
@@ -307,7 +348,8 @@ def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
         projector=ProjectorConfig(**proj) if proj else None,
         encoder_overrides=dict(cfg["encoder_overrides"]), max_new_tokens=cfg["max_new_tokens"],
         mirror_augment=bool(cfg["mirror_augment"]), qa_train_encoder=bool(cfg["qa_train_encoder"]),
-        cls_weight=None if cfg.get("cls_weight") is None else float(cfg["cls_weight"]))
+        cls_weight=None if cfg.get("cls_weight") is None else float(cfg["cls_weight"]),
+        bound_weight=float(cfg.get("bound_weight") or 0.0))
 
 
 def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],
