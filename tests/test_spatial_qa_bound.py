@@ -100,3 +100,19 @@ def test_training_with_bound_heads_trains_and_loads_back(tmp_path: Path) -> None
     assert rec["revision"] == loaded.card()["revision"]
     plain = train_tiny(data, tmp_path / "plain")
     assert plain["model_hash"] != rec["model_hash"]
+
+
+def test_bound_accuracy_hand_computed() -> None:
+    from evaluators.spatial_qa.train import bound_accuracy
+
+    clips = [_clip(_src("dog", 90, 10, 2.0, "left, front, above"),
+                   _src("bell", 200, -20, 3.5, "right, behind, below"))]
+    g = geometry_labels(clips, ["bell", "dog"])
+    d = torch.full((1, 2, 3), -1.0)
+    d[0, 1] = torch.tensor([1.0, 1.0, -1.0])      # dog: left, front right; "below" wrong
+    dist = torch.zeros(1, 2, N_DISTANCE)
+    dist[0, 1, 5] = 1.0                           # dog 2.5 m for 2.0: within 0.5 m
+    dist[0, 0, 2] = 1.0                           # bell 1.0 m for 3.5: wrong
+    acc = bound_accuracy({"bound_dir": d, "bound_dist": dist}, g)
+    assert acc == {"left_right": 1.0, "front_back": 1.0, "up_down": 0.5, "words": 0.5,
+                   "dist_within_0.5": 0.5}

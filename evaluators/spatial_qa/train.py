@@ -289,6 +289,27 @@ def direction_accuracy_of_heads(a: SpatialQAAssessor, feats: torch.Tensor,
 
 
 
+def bound_accuracy(logits: dict[str, torch.Tensor], geo: dict[str, torch.Tensor]
+                   ) -> dict[str, float]:
+    """Accuracy of the class-bound heads over the (clip, class present) pairs of ``geo``:
+    per axis the direction word (left/right, front/behind, above/below where the source has
+    one), all of its words at once (``words``), and the distance bin within 0.5 m."""
+    present = geo["present"]
+    pred = logits["bound_dir"] > 0
+    truth = geo["words"] > 0.5
+    m = geo["word_mask"] & present[..., None]
+    out: dict[str, float] = {}
+    for i, name in enumerate(("left_right", "front_back", "up_down")):
+        sel = m[..., i]
+        out[name] = float((pred[..., i] == truth[..., i])[sel].float().mean()) if bool(sel.any()) else math.nan
+    all_ok = ((pred == truth) | ~m).all(dim=-1)
+    out["words"] = float(all_ok[present].float().mean()) if bool(present.any()) else math.nan
+    dist = logits["bound_dist"].argmax(-1)
+    ok = (dist - geo["bound_dist"]).abs() <= 1
+    out["dist_within_0.5"] = float(ok[present].float().mean()) if bool(present.any()) else math.nan
+    return out
+
+
 # ---- the `tas-bench train assessor` kind (shared run folder: tas_bench.runtime.runs) ---------------------
 KIND = "assessor"
 METRIC_FIELDS = ("step", "stage", "loss", "lr", "val_doa", "val_de", "val_direction",
