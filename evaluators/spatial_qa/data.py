@@ -16,6 +16,7 @@ from evaluators.spatial_qa.encoder import (
     geometry_targets,
     loudness_normalize,
 )
+from tas_bench.data.geometry import DIRECTION_AXES
 from tas_bench.data.manifest import Clip, Dataset
 from tas_bench.runtime.audio_io import read_audio, resample
 
@@ -93,7 +94,7 @@ def geometry_labels(clips: list[Clip], labels: list[str]) -> dict[str, torch.Ten
     words = torch.zeros(len(clips), k, len(BOUND_WORDS))
     word_mask = torch.zeros(len(clips), k, len(BOUND_WORDS), dtype=torch.bool)
     bound_dist = torch.zeros(len(clips), k, dtype=torch.long)
-    axes = {"left": 0, "right": 0, "front": 1, "behind": 1, "above": 2, "below": 2}
+    axes = {w: i for i, axis in enumerate(DIRECTION_AXES) for w in axis}
     for i, c in enumerate(clips):
         s = c.sources[0]
         a, e, d = geometry_targets(s.azimuth, s.elevation, s.distance)

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tas_bench.data.geometry import DIRECTION_AXES
 from tas_bench.runtime.errors import TasBenchError
 
 SAMPLE_RATE = 32000
@@ -65,7 +66,7 @@ N_ELEVATION = 180
 LOSS_WEIGHTS = {"cls": 1250.0, "dist": 1.0, "az": 2.0, "el": 2.0}
 STEMS = ("conv1", "lr4")
 #: the direction word of each axis a class-bound direction logit predicts (1 = this word)
-BOUND_WORDS = ("left", "front", "above")
+BOUND_WORDS = tuple(axis[0] for axis in DIRECTION_AXES)  # left, front, above
 #: scale of the mel-projected cos / sin IPD maps in the ``lr4`` stem (std ~0.015 -> ~0.75)
 IPD_SCALE = 50.0
 
