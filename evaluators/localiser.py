@@ -90,7 +90,7 @@ def band_edges(sample_rate: int) -> np.ndarray:
     return BAND_LOW_HZ * (high / BAND_LOW_HZ) ** (np.arange(N_BANDS + 1) / N_BANDS)
 
 
-def _band_index(n_fft: int, sample_rate: int) -> np.ndarray:
+def band_index(n_fft: int, sample_rate: int) -> np.ndarray:
     """Band number of each rfft bin (-1 outside 100 Hz .. 8 kHz); top edge inclusive."""
     f = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
     edges = band_edges(sample_rate)
@@ -102,7 +102,7 @@ def _band_index(n_fft: int, sample_rate: int) -> np.ndarray:
 
 def _band_energies(spec: np.ndarray, n_fft: int, sample_rate: int) -> np.ndarray:
     """Energies (2, N_BANDS) of an rfft spectrum (2, n_fft // 2 + 1) per band."""
-    idx = _band_index(n_fft, sample_rate)
+    idx = band_index(n_fft, sample_rate)
     keep = idx >= 0
     p = np.abs(spec[:, keep]) ** 2
     out = np.zeros((spec.shape[0], N_BANDS))

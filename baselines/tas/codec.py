@@ -78,6 +78,15 @@ class Codec(ABC):
         """Identity of external weights the codec loads (None when it has none)."""
         return None
 
+    def diff_spectrum(self, z: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """STFTs ``(D, M)``, each ``(B, F, K)`` complex, of the difference that latents ``z``
+        decode to and of the mono windows ``m (B, n)``, differentiable in ``z``: what the
+        interaural-cue loss (:func:`baselines.tas.losses.band_ild_loss`) compares. Only codecs
+        that keep the interaural phase have one."""
+        raise TasBenchError(f"the {self.name} codec keeps magnitudes only (no sign of d), so it "
+                            "has no difference spectrum for the interaural-cue loss; use "
+                            "cue_weight 0 or the relstft codec", field="cue_weight")
+
     def to(self, device: str | torch.device) -> Codec:
         """Move any weights to ``device`` (no-op for weight-free codecs)."""
         return self
@@ -239,6 +248,24 @@ class RelativeSTFTCodec(Codec):
                                     f"{n} samples has {ms.shape[1]}")
             out.append(self._istft(rel / self.scale * self._envelope(ms) * self._unit_phase(ms), n))
         return torch.stack(out).to(torch.float32).to(z.device)
+
+
+    def diff_spectrum(self, z: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D, M)`` STFTs ``(B, n_fft/2 + 1, K)`` complex128 on ``z``'s device: ``D`` the
+        inverse of :meth:`encode_diff` before the inverse STFT (gradients flow to ``z``), ``M``
+        the mono's (constant)."""
+        m = _check_batch(m, "mono")
+        ds, ms_all = [], []
+        for zx, mx in zip(z, m.to(torch.float64).cpu()):
+            ms = self._stft(mx)
+            to_d = (self._envelope(ms) * self._unit_phase(ms) / self.scale).to(zx.device)
+            rel = self._unpack(zx)
+            if rel.shape != ms.shape:
+                raise TasBenchError(f"latent has {rel.shape[1]} frames but the mono window of "
+                                    f"{mx.shape[0]} samples has {ms.shape[1]}")
+            ds.append(rel * to_d)
+            ms_all.append(ms.to(zx.device))
+        return torch.stack(ds), torch.stack(ms_all)
 
 
 def _hann_kernel(half_width: int) -> torch.Tensor:

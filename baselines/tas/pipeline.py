@@ -43,7 +43,7 @@ from baselines.tas.diffusion import (
     unet_denoiser,
 )
 from baselines.tas.flipper import Flipper
-from baselines.tas.losses import total_loss
+from baselines.tas.losses import band_ild_loss, total_loss
 from baselines.tas.unet import DOWNSAMPLE, build_unet, count_parameters, unet_config
 from baselines.tas.windowing import merge_windows, plan_windows
 from tas_bench.runtime.audio_io import resample
@@ -173,10 +173,12 @@ class TASPipeline:
 
     # -- training --------------------------------------------------------------------------
     def training_loss(self, mono: torch.Tensor, diff: torch.Tensor, prompts: Sequence[str], *,
-                      generator: torch.Generator, snr_gamma: float = 0.0) -> dict[str, torch.Tensor]:
+                      generator: torch.Generator, snr_gamma: float = 0.0,
+                      cue_weight: float = 0.0) -> dict[str, torch.Tensor]:
         """Losses of one batch of windows (``mono``, ``diff`` ``(B, n)`` at 16 kHz, n =
         :attr:`window_samples`, already gain-normalised): diffusion MSE (min-SNR weighted when
-        ``snr_gamma > 0``) + lambda * flipper BCE (see :func:`baselines.tas.losses.total_loss`)."""
+        ``snr_gamma > 0``) + lambda * flipper BCE + ``cue_weight`` * the interaural-cue loss
+        (see :func:`baselines.tas.losses.total_loss`)."""
         if mono.shape != diff.shape or mono.ndim != 2 or mono.shape[1] != self.window_samples:
             raise TasBenchError(f"training windows must be (B, {self.window_samples}) for mono and "
                                 f"difference, got {tuple(mono.shape)} and {tuple(diff.shape)}")
@@ -194,7 +196,10 @@ class TASPipeline:
         return total_loss(unet_denoiser(self.model.unet), self.train_scheduler, z0, zm, tokens, mask,
                           generator=generator, cond_dropout=self.config.cond_dropout,
                           flipper=self.model.flipper, z_flipped=zf,
-                          flipper_lambda=self.config.flipper_lambda, snr_gamma=snr_gamma)
+                          flipper_lambda=self.config.flipper_lambda, snr_gamma=snr_gamma,
+                          cue_weight=cue_weight,
+                          cue_fn=(lambda zh, z: band_ild_loss(self.codec, zh, z, mono))
+                          if cue_weight > 0 else None)
 
     # -- sampling --------------------------------------------------------------------------
     def sampling_args(self, steps: int | None, guidance_scale: float | None,

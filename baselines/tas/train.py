@@ -56,7 +56,7 @@ from tas_bench.runtime.runs import (
 from tas_bench.runtime.text import build_vocab, vocab_from_meta
 
 WHAT = "TAS"
-METRIC_FIELDS = ("step", "train_loss", "diffusion_loss", "flipper_loss", "flipper_acc", "val_loss",
+METRIC_FIELDS = ("step", "train_loss", "diffusion_loss", "flipper_loss", "flipper_acc", "cue_db", "val_loss",
                  "val_ild_sign", "val_itd_err_us", "lr", "wall_s", "steps_per_s")
 #: Fields that may change when a run is resumed (length and bookkeeping only).
 RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "keep_checkpoints",
@@ -96,6 +96,9 @@ class TrainConfig:
     #: learning rate after the warm-up: "constant", or "cosine" (half a cosine from ``lr`` down
     #: to 0 at ``steps``; a cosine run's ``steps`` cannot change on resume)
     lr_schedule: str = "constant"
+    #: weight of the interaural-cue loss (:mod:`baselines.tas.losses`: band-ILD error in dB of
+    #: the clean-latent estimate); 0 = off, the paper's loss (relstft codec only)
+    cue_weight: float = 0.0
     mixed_precision: str = "bf16"  # GPU only; CPU always runs in float32
     torch_threads: int = 0  # 0 = leave torch's default
 
@@ -124,7 +127,7 @@ def _check_train(d: dict[str, Any], where: str) -> TrainConfig:
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name != "seed" else -2**63):
             raise TasBenchError(f"{v!r} must be a non-negative integer", path=where, field=name)
     for name, lo, hi in (("lr", 1e-12, 10.0), ("weight_decay", 0.0, 10.0), ("grad_clip", 0.0, 1e9),
-                         ("snr_gamma", 0.0, 1e6)):
+                         ("snr_gamma", 0.0, 1e6), ("cue_weight", 0.0, 1e3)):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
                 or not lo <= v <= hi:
@@ -208,6 +211,9 @@ def resolve_config(kind: str, config_file: str | Path | None = None,
         base[key] = {**old, **value} if isinstance(value, dict) and isinstance(old, dict) \
             and not switch else value
     model = config_from_dict(base, where=f"{where} model")
+    if tc.cue_weight > 0 and model.codec["type"] != "relstft":
+        raise TasBenchError(f"cue_weight needs the relstft codec: the {model.codec['type']} codec "
+                            "keeps magnitudes only (no sign of d)", path=where, field="cue_weight")
     return {"kind": kind, "preset": preset, **asdict(tc), "model": model.to_dict()}
 
 
@@ -253,16 +259,17 @@ def _step_generator(seed: int, step: int, rank: int, device: torch.device) -> to
 class _LossModule(torch.nn.Module):
     """The trainable model with the pipeline's loss as its forward (so DDP sees the forward)."""
 
-    def __init__(self, pipe: TASPipeline, snr_gamma: float = 0.0) -> None:
+    def __init__(self, pipe: TASPipeline, snr_gamma: float = 0.0, cue_weight: float = 0.0) -> None:
         super().__init__()
         self.model = pipe.model
         self._pipe = [pipe]  # not a submodule
         self.snr_gamma = float(snr_gamma)
+        self.cue_weight = float(cue_weight)
 
     def forward(self, mono: torch.Tensor, diff: torch.Tensor, prompts: list[str],
                 generator: torch.Generator) -> dict[str, torch.Tensor]:
         return self._pipe[0].training_loss(mono, diff, prompts, generator=generator,
-                                           snr_gamma=self.snr_gamma)
+                                           snr_gamma=self.snr_gamma, cue_weight=self.cue_weight)
 
 
 def train_tas(kind: str, data: str | Path, out: str | Path, *,
@@ -315,7 +322,7 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
         opt.load_state_dict(ckpt.optimizer_state)
         set_rng_state(ckpt.rng)
     accel.wait_for_everyone()
-    net, opt = accel.prepare(_LossModule(pipe, tc.snr_gamma), opt)
+    net, opt = accel.prepare(_LossModule(pipe, tc.snr_gamma, tc.cue_weight), opt)
     sampler = WindowSampler(train_clips, pipe.window_samples, tc.batch_size, tc.seed,
                             mcfg.target_rms, rank=accel.process_index, mirror=tc.mirror_augment)
     val = fixed_windows(val_clips, pipe.window_samples, tc.val_windows, mcfg.target_rms) \
@@ -353,7 +360,8 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
     bar = tqdm(total=tc.steps, initial=start_step, disable=not (progress and main),
                desc=f"train {kind}", unit="step", dynamic_ncols=True)
     t0, last_t, last_step = time.time(), time.time(), start_step
-    running: dict[str, list[float]] = {"total": [], "diffusion": [], "flipper": [], "flipper_accuracy": []}
+    running: dict[str, list[float]] = {"total": [], "diffusion": [], "flipper": [], "flipper_accuracy": [],
+                                       "cue_db": []}
     step = start_step
     net.train()
     while step < tc.steps:
@@ -384,6 +392,7 @@ def train_tas(kind: str, data: str | Path, out: str | Path, *,
                 "diffusion_loss": f"{np.mean(running['diffusion']):.6g}",
                 "flipper_loss": f"{np.mean(running['flipper']):.6g}" if pipe.model.flipper is not None else None,
                 "flipper_acc": f"{np.mean(running['flipper_accuracy']):.4g}" if pipe.model.flipper is not None else None,
+                "cue_db": f"{np.mean(running['cue_db']):.4g}" if tc.cue_weight > 0 else None,
                 "lr": f"{opt.param_groups[0]['lr']:.6g}", "wall_s": f"{now - t0:.2f}",
                 "steps_per_s": f"{(step - last_step) / max(now - last_t, 1e-9):.4g}"}
             if is_val and main:
