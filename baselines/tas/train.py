@@ -58,6 +58,9 @@ from tas_bench.runtime.text import build_vocab, vocab_from_meta
 WHAT = "TAS"
 METRIC_FIELDS = ("step", "train_loss", "diffusion_loss", "flipper_loss", "flipper_acc", "cue_db", "val_loss",
                  "val_ild_sign", "val_itd_err_us", "lr", "wall_s", "steps_per_s")
+#: Columns added after some shipped logs were written (the cue loss): a log without them is
+#: still a copy of ``metrics.csv``, from before they existed.
+LATER_METRIC_FIELDS = ("cue_db",)
 #: Fields that may change when a run is resumed (length and bookkeeping only).
 RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "keep_checkpoints",
                      "mixed_precision", "torch_threads", "val_windows", "val_clips",
