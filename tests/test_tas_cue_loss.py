@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_tas_codec import _pair
 from test_tas_train import TINY, _train, data  # noqa: F401  (the module's dataset fixture)
 
 from baselines.tas.codec import AudioLDM2Codec, Codec, RelativeSTFTCodec
@@ -22,10 +23,7 @@ SR = 16000
 
 
 def _mono_diff(n: int, seed: int, gain: float = 0.5, delay: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    s = np.random.default_rng(seed).standard_normal(n + delay) * 0.1
-    left, right = s[delay:], gain * s[:n]
-    return (torch.tensor(left + right, dtype=torch.float32)[None],
-            torch.tensor(left - right, dtype=torch.float32)[None])
+    return _pair(n, seed, delay=delay, gain=gain)
 
 
 def test_band_ild_of_a_pure_gain_difference() -> None:

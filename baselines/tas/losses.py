@@ -29,6 +29,7 @@ direction from) are left out. It needs a codec that keeps the sign of ``d`` (rel
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,16 @@ def min_snr_weights(scheduler: Any, t: torch.Tensor, gamma: float) -> torch.Tens
     return (snr.clamp(max=float(gamma)) / snr).to(torch.float32).to(t.device)
 
 
+@functools.lru_cache(maxsize=8)
+def _band_matrix(n_fft: int, sample_rate: int) -> torch.Tensor:
+    """``(n_fft/2 + 1, N_BANDS)`` 0/1 matrix: rfft bin -> localiser band (built once per grid)."""
+    idx = torch.as_tensor(band_index(n_fft, sample_rate))
+    onehot = torch.zeros(idx.shape[0], N_BANDS, dtype=torch.float64)
+    keep = idx >= 0
+    onehot[torch.nonzero(keep).flatten(), idx[keep]] = 1.0
+    return onehot
+
+
 def window_band_ild(mono: torch.Tensor, diff: torch.Tensor, n_fft: int, sample_rate: int
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Band ILDs ``(B, N_BANDS)`` in dB of the windows whose STFTs are ``mono`` (of ``m = L +
@@ -116,11 +127,7 @@ def window_band_ild(mono: torch.Tensor, diff: torch.Tensor, n_fft: int, sample_r
     bands: the evaluator's definition (:func:`evaluators.localiser.band_ild_from_energies`)
     on the energies of ``L = (m + d) / 2`` and ``R = (m - d) / 2`` summed over the window's
     frames and each band's bins (a band is inactive below 1e-6 of the in-range energy)."""
-    idx = torch.as_tensor(band_index(n_fft, sample_rate))
-    onehot = torch.zeros(idx.shape[0], N_BANDS, dtype=torch.float64)
-    keep = idx >= 0
-    onehot[torch.nonzero(keep).flatten(), idx[keep]] = 1.0
-    onehot = onehot.to(mono.device)
+    onehot = _band_matrix(n_fft, sample_rate).to(mono.device)
     left, right = 0.5 * (mono + diff), 0.5 * (mono - diff)
     el = (left.real.square() + left.imag.square()).sum(-1) @ onehot   # (B, N_BANDS)
     er = (right.real.square() + right.imag.square()).sum(-1) @ onehot
