@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,35 +40,6 @@ def parse_setting(text: str) -> dict[str, Any]:
     except ValueError:
         raise SystemExit(f"--setting {text!r}: STEPS must be an integer, GUIDANCE a number") from None
     return s
-
-
-def subset_dataset(data: Path, out: Path, single_only: bool) -> Path:
-    """A dataset folder holding the test clips of ``data`` (only single-source ones when asked),
-    the audio hard-linked where the file system allows (copied otherwise; a symbolic link would
-    point out of the folder, which the manifest check refuses)."""
-    from tas_bench.data.manifest import load_dataset
-
-    ds = load_dataset(data)
-    if not single_only:
-        return ds.root
-    out.mkdir(parents=True, exist_ok=True)
-    keep = [c for c in ds.split("test") if len(c.sources) == 1]
-    with open(ds.root / "manifest.jsonl") as f, open(out / "manifest.jsonl", "w") as g:
-        ids = {c.id for c in keep}
-        for line in f:
-            if json.loads(line)["id"] in ids:
-                g.write(line)
-    shutil.copy(ds.root / "dataset.json", out / "dataset.json")
-    for c in keep:
-        src, dst = ds.audio_path(c), out / c.audio
-        if dst.exists():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy(src, dst)
-    return out
 
 
 def swap_flip_share(system: Any, data: Path, pred: Path) -> float:
@@ -106,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from baselines.registry import load_system
+    from tas_bench.data.subset import single_source_test, subset_dataset
     from tas_bench.pipeline.api import score
     from tas_bench.pipeline.generate import generate_predictions
 
     settings = [parse_setting(s) for s in a.setting]
-    data = subset_dataset(a.data, a.out / "data", single_only=not a.all_clips)
+    data = (a.data if a.all_clips
+            else subset_dataset(a.data, a.out / "data", keep=single_source_test))
     system = load_system(a.system)
     evaluators = ["cues"] + (["signal"] if a.signal else [])
     rows = []
