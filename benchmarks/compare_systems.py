@@ -35,7 +35,10 @@ def compare(per_clip: dict[str, Any], metrics: Any, against: str, n_boot: int,
             seed: int) -> list[dict[str, Any]]:
     """Rows (system, metric, n, mean, against_mean, diff, p) for every per-clip metric with a
     direction; ``per_clip`` maps a system to its per-clip DataFrame (``id`` + metric columns),
-    ``metrics`` is the against-system's metrics table (for the directions)."""
+    ``metrics`` is the against-system's metrics table (for the directions). The cues themselves
+    (``itd_pred_us`` ..., the leaderboard's informational columns) are left out; ceilings
+    measured on the references (``*_ref``) get their mean and no test."""
+    from leaderboard.collect import INFORMATIONAL
     from leaderboard.significance import BootstrapConfig, paired_bootstrap
 
     cfg = BootstrapConfig(n_boot=n_boot, seed=seed)
@@ -45,7 +48,8 @@ def compare(per_clip: dict[str, Any], metrics: Any, against: str, n_boot: int,
         t = table.set_index("id")
         for metric, spec in metrics.iterrows():
             hib = spec["higher_is_better"]
-            if not spec["per_clip"] or hib is None or metric not in t or metric not in base:
+            if (not spec["per_clip"] or hib is None or metric in INFORMATIONAL
+                    or metric not in t or metric not in base):
                 continue
             a = {k: float(v) for k, v in t[metric].items() if not math.isnan(float(v))}
             b = {k: float(v) for k, v in base[metric].items() if not math.isnan(float(v))}
@@ -56,7 +60,7 @@ def compare(per_clip: dict[str, Any], metrics: Any, against: str, n_boot: int,
                 "against": against,
                 "against_mean": float(sum(b[k] for k in shared) / len(shared)) if shared else math.nan,
                 "diff": math.nan, "p": math.nan}
-            if name != against:
+            if name != against and not metric.endswith("_ref"):
                 res = paired_bootstrap(a, b, higher_is_better=bool(hib), config=cfg)
                 if res is not None:
                     row["diff"], row["p"] = res.mean_diff, res.p_value
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [{k: None if isinstance(v, float) and math.isnan(v) else v
                   for k, v in r.items()} for r in rows]})
     for r in rows:
-        tail = "" if r["system"] == a.against else f"  diff {r['diff']:+.4g}  p {r['p']:.4f}"
+        tail = "" if math.isnan(r["p"]) else f"  diff {r['diff']:+.4g}  p {r['p']:.4f}"
         print(f"{r['system']:>24} {r['metric']:>20}  n {r['n']:4d}  mean {r['mean']:.4g}"
               f"  ({a.against} {r['against_mean']:.4g}){tail}")
     return 0

@@ -73,11 +73,13 @@ def test_compare_hand_case() -> None:
     mod = _load_script()
     ids = [f"c{i}" for i in range(6)]
     per_clip = {
-        "base": pd.DataFrame({"id": ids, "acc": [0, 1, 0, 0, 1, np.nan], "err": [3.0] * 6}),
-        "sys": pd.DataFrame({"id": ids, "acc": [1, 1, 0, 1, 1, 1], "err": [1.0] * 5 + [np.nan]}),
+        "base": pd.DataFrame({"id": ids, "acc": [0, 1, 0, 0, 1, np.nan], "err": [3.0] * 6,
+                              "itd_pred_us": [1.0] * 6, "acc_ref": [1.0] * 6}),
+        "sys": pd.DataFrame({"id": ids, "acc": [1, 1, 0, 1, 1, 1], "err": [1.0] * 5 + [np.nan],
+                             "itd_pred_us": [0.0] * 6, "acc_ref": [1.0] * 6}),
     }
-    metrics = pd.DataFrame({"per_clip": [True, True], "higher_is_better": [True, False]},
-                           index=["acc", "err"])
+    metrics = pd.DataFrame({"per_clip": [True] * 4, "higher_is_better": [True, False, False, True]},
+                           index=["acc", "err", "itd_pred_us", "acc_ref"])
     rows = {(r["system"], r["metric"]): r for r in mod.compare(per_clip, metrics, "base", 500, 3)}
     acc = rows[("sys", "acc")]
     assert acc["n"] == 5  # c5 is NaN for base: not shared
@@ -91,6 +93,9 @@ def test_compare_hand_case() -> None:
     assert err["n"] == 5 and err["diff"] == pytest.approx(2.0)  # lower is better: positive
     assert err["p"] == 0.0
     assert np.isnan(rows[("base", "acc")]["p"])  # the against-system is not tested on itself
+    assert ("sys", "itd_pred_us") not in rows  # a cue itself ranks nothing
+    ceiling = rows[("sys", "acc_ref")]  # measured on the references: shown, not tested
+    assert ceiling["mean"] == 1.0 and np.isnan(ceiling["p"])
 
 
 def test_compare_systems_end_to_end(tmp_path: Path, private_cache: Path) -> None:
