@@ -40,8 +40,8 @@ def test_shipped_tas_folder_and_card(name: str) -> None:
 
 
 def test_shipped_recipes_match_their_config_files() -> None:
-    """All three shipped TAS systems are the v2 recipe (baselines/tas/demo_config.json): the
-    shipped configs carry that file's model fields, so the ablations are like-for-like."""
+    """All three shipped TAS systems are built from baselines/tas/demo_config.json: the shipped
+    configs carry that file's model fields."""
     from pathlib import Path
 
     from baselines.registry import SHIPPED
@@ -62,3 +62,25 @@ def test_shipped_tas_systems_sample_alike() -> None:
 
     cards = [json.loads((SHIPPED[n] / "card.json").read_text()) for n in NAMES]
     assert all(c["sampling"] == cards[0]["sampling"] for c in cards)
+
+
+def _recipe(card: dict) -> list[str]:
+    """The training command without the kind and the run folder (what like-for-like shares)."""
+    words = card["command"].split()
+    i = words.index("--out")
+    del words[i:i + 2]
+    assert words[:3] == ["tas-bench", "train", card["kind"]]
+    return words[3:]
+
+
+def test_ablations_are_trained_like_for_like() -> None:
+    """The ablations were trained by tas-demo's command (kind aside) on the same data, so the
+    ranking full < w/o flipper < w/o text compares the architectures and nothing else."""
+    from baselines.registry import SHIPPED
+
+    cards = {n: json.loads((SHIPPED[n] / "card.json").read_text()) for n in NAMES}
+    full = cards["tas-demo"]
+    for name in NAMES[1:]:
+        assert _recipe(cards[name]) == _recipe(full), name
+        assert cards[name]["training_data"] == full["training_data"], name
+        assert cards[name]["seed"] == full["seed"], name
