@@ -19,6 +19,15 @@ give the same file.
 
 Use it to measure a difference with more clips than the demo test split has: 50 single-source
 clips give a 95 % CI of about ±13 points on an accuracy; ``--n-test 3200`` gives 800.
+
+    python benchmarks/compare_systems.py --pool DIR1 DIR2 ... --out DIR \
+        --systems tas-demo --against pseudobinaural-demo
+
+pools the per-clip results of earlier runs (each ``DIRi`` an ``--out`` of this script) into one
+comparison over all their clips (ids prefixed with their dataset's fingerprint), so that a
+difference is tested once on every split measured rather than split by split. Refused: a
+split pooled twice, or a system whose results in some ``DIRi`` are of another revision than
+the registered one.
 """
 
 from __future__ import annotations
@@ -68,9 +77,55 @@ def compare(per_clip: dict[str, Any], metrics: Any, against: str, n_boot: int,
     return rows
 
 
+def pooled_per_clip(dirs: list[Path], names: list[str], against: str, revisions: dict[str, Any]
+                    ) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
+    """Per-clip tables of ``names`` over the results of several earlier runs (``dirs``, each
+    holding ``res/<system>``), ids prefixed with the first 12 hex digits of their dataset's
+    fingerprint; the first run's metrics table of ``against`` (one of ``names``); and
+    one record per run (folder, dataset fingerprint, clips). A dataset met twice, or a
+    system's results of another revision than ``revisions[name]``, raise ``TasBenchError``."""
+    import pandas as pd
+
+    from tas_bench.pipeline.api import load_results
+    from tas_bench.runtime.errors import TasBenchError
+
+    tables: dict[str, list[Any]] = {n: [] for n in names}
+    runs, seen, metrics = [], {}, None
+    for d in dirs:
+        fingerprint = None
+        for name in names:
+            res = load_results(d / "res" / name)
+            rev = res.system.get("revision")
+            if rev != revisions[name]:
+                raise TasBenchError(f"results of {name} are of revision {rev}, the registered "
+                                    f"system is {revisions[name]}: regenerate them",
+                                    path=d / "res" / name)
+            fp = str(res.dataset.get("fingerprint"))
+            if fingerprint is None:
+                fingerprint = fp
+                if fp in seen:
+                    raise TasBenchError(f"the same dataset ({fp[:12]}) as {seen[fp]}: a split "
+                                        "can be pooled once", path=d)
+                seen[fp] = d
+            elif fp != fingerprint:
+                raise TasBenchError(f"results of {name} are on dataset {fp[:12]}, the others "
+                                    f"on {fingerprint[:12]}", path=d / "res" / name)
+            t = res.per_clip.copy()
+            t["id"] = [f"{fp[:12]}:{i}" for i in t["id"]]
+            tables[name].append(t)
+            if metrics is None and name == against:
+                metrics = res.metrics
+        runs.append({"dir": str(d.resolve()), "dataset_fingerprint": fingerprint,
+                     "clips": int(len(tables[against][-1]))})
+    return {n: pd.concat(ts, ignore_index=True) for n, ts in tables.items()}, metrics, runs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, type=Path)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path)
+    src.add_argument("--pool", nargs="+", type=Path,
+                     help="earlier --out folders of this script, compared as one split")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--systems", nargs="+", required=True)
     ap.add_argument("--against", required=True, help="the system every other is compared with")
@@ -90,10 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     from tas_bench.pipeline.api import score
     from tas_bench.pipeline.generate import generate_predictions
     from tas_bench.runtime.errors import TasBenchError
-    from tas_bench.runtime.fileio import write_json_atomic
 
     torch.set_num_threads(a.threads)
     names = list(dict.fromkeys([*a.systems, a.against]))
+    if a.pool:
+        try:
+            revisions = {n: load_system(n).card().get("revision") for n in names}
+            per_clip, metrics, runs = pooled_per_clip(a.pool, names, a.against, revisions)
+        except TasBenchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return _write(a, compare(per_clip, metrics, a.against, a.bootstrap, a.seed),
+                      {"pooled": runs, "systems": revisions})
     try:
         data = subset_dataset(a.data, a.out / "data", keep=single_source_test) \
             if a.single_source else a.data
@@ -113,14 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rows = compare(per_clip, metrics, a.against, a.bootstrap, a.seed)
+    return _write(a, rows, {"data": str(Path(data).resolve()),
+                            "dataset_fingerprint": dataset_fingerprint(data),
+                            "systems": revisions, "evaluators": a.evaluators})
+
+
+def _write(a: argparse.Namespace, rows: list[dict[str, Any]], about: dict[str, Any]) -> int:
+    """``rows`` to ``a.out``/comparison.csv and comparison.json (with ``about``), and printed."""
+    from tas_bench.runtime.fileio import write_json_atomic
+
     a.out.mkdir(parents=True, exist_ok=True)
     with open(a.out / "comparison.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     write_json_atomic(a.out / "comparison.json", {
-        "data": str(Path(data).resolve()), "dataset_fingerprint": dataset_fingerprint(data),
-        "systems": revisions, "against": a.against, "evaluators": a.evaluators,
+        **about, "against": a.against,
         "bootstrap": {"n_boot": a.bootstrap, "seed": a.seed, "test": "one-sided paired"},
         "rows": [{k: None if isinstance(v, float) and math.isnan(v) else v
                   for k, v in r.items()} for r in rows]})

@@ -128,3 +128,39 @@ def test_compare_systems_bad_data_is_one_message(tmp_path: Path, capsys) -> None
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_pool_tests_the_clips_of_several_runs_as_one_split(tmp_path: Path, private_cache: Path,
+                                                             capsys) -> None:
+    mod = _load_script()
+    make_dataset(tmp_path / "d1", n=4)
+    make_dataset(tmp_path / "d2", n=3)  # another dataset: another fingerprint
+    args = ["--systems", "mono-mono", "--against", "pseudobinaural-demo", "--bootstrap", "200"]
+    for k in ("1", "2"):
+        assert mod.main(["--data", str(tmp_path / f"d{k}"), "--out", str(tmp_path / f"c{k}"),
+                         *args]) == 0
+    one = {(r["system"], r["metric"]): r for r in csv.DictReader(open(tmp_path / "c1" / "comparison.csv"))}
+    two = {(r["system"], r["metric"]): r for r in csv.DictReader(open(tmp_path / "c2" / "comparison.csv"))}
+    pool = tmp_path / "pool"
+    assert mod.main(["--pool", str(tmp_path / "c1"), str(tmp_path / "c2"), "--out", str(pool),
+                     *args]) == 0
+    rows = {(r["system"], r["metric"]): r for r in csv.DictReader(open(pool / "comparison.csv"))}
+    for key in (("pseudobinaural-demo", "lr_correct"), ("mono-mono", "itd_error_us")):
+        n1, n2 = int(one[key]["n"]), int(two[key]["n"])
+        assert int(rows[key]["n"]) == n1 + n2 == 7
+        want = (n1 * float(one[key]["mean"]) + n2 * float(two[key]["mean"])) / (n1 + n2)
+        assert float(rows[key]["mean"]) == pytest.approx(want)
+    doc = json.loads((pool / "comparison.json").read_text())
+    assert [r["clips"] for r in doc["pooled"]] == [4, 3]
+    assert doc["pooled"][0]["dataset_fingerprint"] == dataset_fingerprint(tmp_path / "d1")
+    capsys.readouterr()
+    # the same split twice would count its clips twice: refused, one message
+    assert mod.main(["--pool", str(tmp_path / "c1"), str(tmp_path / "c1"), "--out",
+                     str(tmp_path / "p2"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pooled once" in err and "Traceback" not in err
+    # results of another revision than the registered system's are never pooled
+    with pytest.raises(TasBenchError, match="revision"):
+        mod.pooled_per_clip([tmp_path / "c1"], ["mono-mono", "pseudobinaural-demo"],
+                            "pseudobinaural-demo",
+                            {"mono-mono": "0000000000000000", "pseudobinaural-demo": None})
