@@ -1,0 +1,192 @@
+"""Can the assessor's language model answer the spatial questions when its audio slots are
+perfect? A diagnostic for the spatial-QA assessor (issue: Direction and Distance sit at the
+answer priors).
+
+    python benchmarks/qa_oracle_slots.py --train TRAIN --test TEST --out FILE.json \
+        [--assessor spatial-qa-demo] [--steps 5000] [--batch-size 32] [--lr 5e-4] [--seed 0]
+
+Instead of encoder + Q-Former slots, each clip gets two *oracle* slots built from the
+manifest's ground truth, one per source in manifest order (a one-source clip's second slot
+is a learnt "no source" vector): a learnt embedding of the source's label plus a linear map of
+its geometry (sin/cos azimuth, sin/cos elevation, distance / 10 m, and +1/-1/0 for its
+left, front and above words). A fresh language model of the assessor's size (its tokenizer
+and config, new random weights, seed ``--seed``) is trained on ``TRAIN``'s QA items with the
+assessor's QA recipe (AdamW, 5 % warm-up then cosine, gradient norm clipped to 1), then
+answers ``TEST``'s items greedily, scored with ``tas_bench.data.qa.answer_correct``, as the
+``spatial_qa`` evaluator scores. Labels of ``TEST`` unseen in ``TRAIN`` get the shared
+"unknown label" embedding.
+
+The per-category accuracies (with a 95 % bootstrap CI over items) are an upper bound of what
+the language model and prompt can do with this much QA training: far above the shipped
+assessor's means its encoder and projector are the bottleneck, near it means the language
+model is. Written to ``--out`` (JSON) and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+GEOMETRY = 8  # sin/cos az, sin/cos el, distance / 10 m, left, front, above
+
+
+def source_geometry(src: Any) -> list[float]:
+    """The oracle geometry vector of one source (see module doc); angles in degrees, the
+    azimuth counter-clockwise from the front as in the manifest, distance in metres."""
+    az, el = math.radians(src.azimuth), math.radians(src.elevation)
+    words = set(src.direction)
+    axis = [(1.0 if a in words else -1.0 if b in words else 0.0)
+            for a, b in (("left", "right"), ("front", "behind"), ("above", "below"))]
+    return [math.sin(az), math.cos(az), math.sin(el), math.cos(el), src.distance / 10.0, *axis]
+
+
+def oracle_tables(clips: list[Any], labels: list[str]) -> tuple[Any, Any, Any]:
+    """Per clip and slot (2): label index (0 = unknown, len(labels) + 1 = no source), geometry
+    (N, 2, GEOMETRY) and a presence mask (N, 2)."""
+    import torch
+
+    index = {lab: i + 1 for i, lab in enumerate(labels)}
+    none = len(labels) + 1
+    lab = torch.full((len(clips), 2), none, dtype=torch.long)
+    geo = torch.zeros(len(clips), 2, GEOMETRY)
+    for i, c in enumerate(clips):
+        for j, s in enumerate(c.sources[:2]):
+            lab[i, j] = index.get(s.label, 0)
+            geo[i, j] = torch.tensor(source_geometry(s))
+    return lab, geo, lab != none
+
+
+class OracleSlots:
+    """Label embedding + linear geometry map -> (B, 2, width) slots."""
+
+    def __init__(self, n_labels: int, width: int) -> None:
+        import torch
+
+        self.label = torch.nn.Embedding(n_labels + 2, width)
+        self.geometry = torch.nn.Linear(GEOMETRY, width)
+        torch.nn.init.normal_(self.label.weight, std=0.02)
+        torch.nn.init.normal_(self.geometry.weight, std=0.02)
+
+    def parameters(self) -> list[Any]:
+        return [*self.label.parameters(), *self.geometry.parameters()]
+
+    def __call__(self, lab: Any, geo: Any, present: Any) -> Any:
+        return self.label(lab) + self.geometry(geo) * present[..., None].float()
+
+
+def accuracy_with_ci(hits: list[bool], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Mean of ``hits`` and its 95 % percentile bootstrap interval."""
+    import numpy as np
+
+    x = np.asarray(hits, dtype=float)
+    if not len(x):
+        return {"n": 0, "accuracy": None, "ci95": None}
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    return {"n": int(len(x)), "accuracy": float(x.mean()),
+            "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
+
+
+def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr: float,
+        seed: int, threads: int = 1) -> dict[str, Any]:
+    """Train the oracle-slot language model and score it (see module doc)."""
+    import numpy as np
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from evaluators.spatial_qa.assessor import load_assessor_run
+    from evaluators.spatial_qa.data import label_vocabulary, qa_examples
+    from evaluators.spatial_qa.evaluator import resolve_assessor
+    from tas_bench.data.manifest import load_dataset
+    from tas_bench.data.qa import answer_correct
+    from tas_bench.runtime.errors import TasBenchError
+
+    torch.set_num_threads(threads)
+    tr_clips = [c for c in load_dataset(train).clips if c.split == "train" and c.qa]
+    te_clips = [c for c in load_dataset(test).clips if c.split == "test" and c.qa]
+    if not tr_clips or not te_clips:
+        which = "train split of --train" if not tr_clips else "test split of --test"
+        raise TasBenchError(f"no QA items in the {which}", path=train if not tr_clips else test)
+    loaded = load_assessor_run(resolve_assessor(assessor))
+    model = loaded.model
+    if loaded.structure["llm"].get("kind") == "external":
+        raise TasBenchError("the oracle diagnostic trains a scratch language model; this "
+                            "assessor's is external", field="--assessor")
+    labels = label_vocabulary(tr_clips)
+    torch.manual_seed(seed)
+    model.llm = LlamaForCausalLM(model.llm.config)  # same size and tokenizer, new weights
+    width = model.llm.get_input_embeddings().weight.shape[1]
+    slots = OracleSlots(len(labels), width)
+    tr = oracle_tables(tr_clips, labels)
+    te = oracle_tables(te_clips, labels)
+    examples = qa_examples(tr_clips)
+    params = [*model.llm.parameters(), *slots.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    rng = np.random.default_rng([seed, 2])
+    model.llm.train()
+    losses = []
+    for step in range(steps):
+        frac = step / max(1, steps)
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, frac / 0.05 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
+        ex = [examples[i] for i in rng.integers(0, len(examples), size=batch_size)]
+        idx = torch.tensor([e.clip for e in ex])
+        s = slots(tr[0][idx], tr[1][idx], tr[2][idx])
+        loss = model.loss_from_slots(s, [e.question for e in ex], [e.answer for e in ex])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % 500 == 0:
+            print(f"step {step + 1}: loss {np.mean(losses[-500:]):.4f}", flush=True)
+    model.llm.eval()
+    items = qa_examples(te_clips)
+    hits: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for b in range(0, len(items), 64):
+            chunk = items[b:b + 64]
+            idx = torch.tensor([e.clip for e in chunk])
+            answers = model.answer_from_slots(slots(te[0][idx], te[1][idx], te[2][idx]),
+                                              [e.question for e in chunk])
+            for e, a in zip(chunk, answers, strict=True):
+                hits.setdefault(e.category, []).append(
+                    answer_correct(e.category, e.question_type, a, e.answer))
+    return {"train": str(train), "test": str(test), "assessor": assessor, "steps": steps,
+            "batch_size": batch_size, "lr": lr, "seed": seed, "labels": len(labels),
+            "train_items": len(examples), "final_loss": float(np.mean(losses[-100:])),
+            "accuracy": {k: accuracy_with_ci(v) for k, v in sorted(hits.items())}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", required=True, type=Path, help="dataset with a train split")
+    ap.add_argument("--test", required=True, type=Path, help="dataset with a test split")
+    ap.add_argument("--out", required=True, type=Path, help="JSON report")
+    ap.add_argument("--assessor", default="spatial-qa-demo")
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    from tas_bench.runtime.errors import TasBenchError
+    from tas_bench.runtime.fileio import write_json_atomic
+
+    try:
+        report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads)
+    except TasBenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write_json_atomic(a.out, report)
+    for cat, r in report["accuracy"].items():
+        lo, hi = r["ci95"]
+        print(f"{cat:>10}: {100 * r['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]  (n {r['n']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
