@@ -4,6 +4,7 @@ answer priors).
 
     python benchmarks/qa_oracle_slots.py --train TRAIN --test TEST --out FILE.json \
         [--assessor spatial-qa-demo] [--steps 5000] [--batch-size 32] [--lr 5e-4] [--seed 0]
+        [--hidden H] [--layers L]
 
 Instead of encoder + Q-Former slots, each clip gets two *oracle* slots built from the
 manifest's ground truth, one per source in manifest order (a one-source clip's second slot
@@ -25,6 +26,7 @@ model is. Written to ``--out`` (JSON) and printed.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 from pathlib import Path
@@ -91,8 +93,11 @@ def accuracy_with_ci(hits: list[bool], n_boot: int = 2000, seed: int = 0) -> dic
 
 
 def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr: float,
-        seed: int, threads: int = 1) -> dict[str, Any]:
-    """Train the oracle-slot language model and score it (see module doc)."""
+        seed: int, threads: int = 1, hidden: int | None = None,
+        layers: int | None = None) -> dict[str, Any]:
+    """Train the oracle-slot language model and score it (see module doc); ``hidden`` /
+    ``layers`` replace the assessor's LM width (heads of 32 dims, MLP 2.6875x as the cpu
+    preset's 128 / 344) and depth."""
     import numpy as np
     import torch
     from transformers import LlamaForCausalLM
@@ -117,7 +122,14 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
                             "assessor's is external", field="--assessor")
     labels = label_vocabulary(tr_clips)
     torch.manual_seed(seed)
-    model.llm = LlamaForCausalLM(model.llm.config)  # same size and tokenizer, new weights
+    config = copy.deepcopy(model.llm.config)  # the assessor's size and tokenizer, new weights
+    if hidden is not None:
+        config.hidden_size, config.num_attention_heads = hidden, max(1, hidden // 32)
+        config.num_key_value_heads = config.num_attention_heads
+        config.intermediate_size = int(round(hidden * 2.6875))
+    if layers is not None:
+        config.num_hidden_layers = layers
+    model.llm = LlamaForCausalLM(config)
     width = model.llm.get_input_embeddings().weight.shape[1]
     slots = OracleSlots(len(labels), width)
     tr = oracle_tables(tr_clips, labels)
@@ -157,6 +169,9 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
                     answer_correct(e.category, e.question_type, a, e.answer))
     return {"train": str(train), "test": str(test), "assessor": assessor, "steps": steps,
             "batch_size": batch_size, "lr": lr, "seed": seed, "labels": len(labels),
+            "llm": {"hidden": config.hidden_size, "layers": config.num_hidden_layers,
+                    "heads": config.num_attention_heads, "intermediate": config.intermediate_size,
+                    "parameters": int(sum(p.numel() for p in model.llm.parameters()))},
             "train_items": len(examples), "final_loss": float(np.mean(losses[-100:])),
             "accuracy": {k: accuracy_with_ci(v) for k, v in sorted(hits.items())}}
 
@@ -172,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hidden", type=int, help="LM width instead of the assessor's")
+    ap.add_argument("--layers", type=int, help="LM depth instead of the assessor's")
     a = ap.parse_args(argv)
     from tas_bench.runtime.errors import TasBenchError
     from tas_bench.runtime.fileio import write_json_atomic
 
     try:
-        report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads)
+        report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads,
+                     a.hidden, a.layers)
     except TasBenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

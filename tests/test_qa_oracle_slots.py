@@ -60,6 +60,10 @@ def test_oracle_run_end_to_end_is_deterministic(tmp_path: Path, capsys) -> None:
     assert a["accuracy"]["DOA"]["n"] == 4 and a["train_items"] == 6
     assert 0.0 <= a["accuracy"]["DOA"]["accuracy"] <= 1.0
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert mod.main([*args, "--out", str(tmp_path / "w.json"), "--hidden", "64", "--layers", "3"]) == 0
+    w = json.loads((tmp_path / "w.json").read_text())["llm"]
+    assert (w["hidden"], w["layers"], w["heads"], w["intermediate"]) == (64, 3, 2, 172)
+    assert w["parameters"] > a["llm"]["parameters"]
     capsys.readouterr()
     # a test set without a test split: one message, no traceback
     assert mod.main(["--train", str(train), "--test", str(train), "--assessor",
