@@ -4,31 +4,19 @@ refusals, and one end-to-end run through the script on tiny generated data."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from datagen import clip_record, make_dataset
+from scriptload import load_benchmark
 
 from leaderboard.significance import BootstrapConfig, paired_bootstrap
 from tas_bench.data.manifest import dataset_fingerprint, load_dataset, write_manifest
 from tas_bench.data.subset import single_source_test, subset_dataset
 from tas_bench.runtime.errors import TasBenchError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("compare_systems",
-                                                  ROOT / "benchmarks" / "compare_systems.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["compare_systems"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _mixed_dataset(root: Path) -> list[dict]:
@@ -70,7 +58,7 @@ def test_subset_refusals(tmp_path: Path) -> None:
 
 
 def test_compare_hand_case() -> None:
-    mod = _load_script()
+    mod = load_benchmark("compare_systems")
     ids = [f"c{i}" for i in range(6)]
     per_clip = {
         "base": pd.DataFrame({"id": ids, "acc": [0, 1, 0, 0, 1, np.nan], "err": [3.0] * 6,
@@ -99,7 +87,7 @@ def test_compare_hand_case() -> None:
 
 
 def test_compare_systems_end_to_end(tmp_path: Path, private_cache: Path) -> None:
-    mod = _load_script()
+    mod = load_benchmark("compare_systems")
     _mixed_dataset(tmp_path / "d")
     out = tmp_path / "cmp"
     rc = mod.main(["--data", str(tmp_path / "d"), "--out", str(out), "--systems", "mono-mono",
@@ -121,7 +109,7 @@ def test_compare_systems_end_to_end(tmp_path: Path, private_cache: Path) -> None
 
 
 def test_compare_systems_bad_data_is_one_message(tmp_path: Path, capsys) -> None:
-    mod = _load_script()
+    mod = load_benchmark("compare_systems")
     (tmp_path / "empty").mkdir()
     rc = mod.main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
                    "--systems", "mono-mono", "--against", "mono-mono", "--single-source"])
@@ -132,7 +120,7 @@ def test_compare_systems_bad_data_is_one_message(tmp_path: Path, capsys) -> None
 
 def test_pool_tests_the_clips_of_several_runs_as_one_split(tmp_path: Path, private_cache: Path,
                                                              capsys) -> None:
-    mod = _load_script()
+    mod = load_benchmark("compare_systems")
     make_dataset(tmp_path / "d1", n=4)
     make_dataset(tmp_path / "d2", n=3)  # another dataset: another fingerprint
     args = ["--systems", "mono-mono", "--against", "pseudobinaural-demo", "--bootstrap", "200"]

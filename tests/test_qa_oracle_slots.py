@@ -3,26 +3,14 @@ run through the script on a tiny assessor and tiny data (same report twice)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from datagen import make_dataset
 from qa_tiny import make_qa_dataset, train_tiny
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("qa_oracle_slots",
-                                                  ROOT / "benchmarks" / "qa_oracle_slots.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["qa_oracle_slots"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from scriptload import load_benchmark
 
 
 def _src(label: str, az: float, el: float, dist: float, words: list[str]) -> SimpleNamespace:
@@ -30,7 +18,7 @@ def _src(label: str, az: float, el: float, dist: float, words: list[str]) -> Sim
 
 
 def test_source_geometry_by_hand() -> None:
-    mod = _load_script()
+    mod = load_benchmark("qa_oracle_slots")
     g = mod.source_geometry(_src("dog", 90.0, 0.0, 2.0, ["left", "front"]))
     assert g == pytest.approx([1.0, 0.0, 0.0, 1.0, 0.2, 1.0, 1.0, 0.0], abs=1e-12)
     g = mod.source_geometry(_src("dog", 180.0, -30.0, 5.0, ["right", "behind", "below"]))
@@ -38,7 +26,7 @@ def test_source_geometry_by_hand() -> None:
 
 
 def test_oracle_tables_mark_unknown_labels_and_missing_sources() -> None:
-    mod = _load_script()
+    mod = load_benchmark("qa_oracle_slots")
     clips = [SimpleNamespace(sources=[_src("dog", 90, 0, 2, ["left"])]),
              SimpleNamespace(sources=[_src("cat", 0, 0, 1, ["front"]), _src("bell", 270, 0, 3, ["right"])])]
     lab, geo, present = mod.oracle_tables(clips, ["bell", "dog"])
@@ -48,7 +36,7 @@ def test_oracle_tables_mark_unknown_labels_and_missing_sources() -> None:
 
 
 def test_oracle_run_end_to_end_is_deterministic(tmp_path: Path, capsys) -> None:
-    mod = _load_script()
+    mod = load_benchmark("qa_oracle_slots")
     train = make_qa_dataset(tmp_path / "train")
     make_dataset(tmp_path / "test", n=4, seconds=0.5, split="test")
     train_tiny(train, tmp_path / "run")
