@@ -79,17 +79,13 @@ class OracleSlots:
         return self.label(lab) + self.geometry(geo) * present[..., None].float()
 
 
-def accuracy_with_ci(hits: list[bool], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Mean of ``hits`` and its 95 % percentile bootstrap interval."""
-    import numpy as np
+def accuracy_with_ci(hits: list[bool]) -> dict[str, Any]:
+    """Share of ``hits`` and its 95 % bootstrap CI, as every results file computes it
+    (:func:`tas_bench.runtime.stats.summarize`)."""
+    from tas_bench.runtime.stats import summarize
 
-    x = np.asarray(hits, dtype=float)
-    if not len(x):
-        return {"n": 0, "accuracy": None, "ci95": None}
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    return {"n": int(len(x)), "accuracy": float(x.mean()),
-            "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
+    s = summarize([float(h) for h in hits])
+    return {"n": s["n"], "accuracy": s["mean"], "ci95": s["ci95"]}
 
 
 def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr: float,
@@ -201,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_json_atomic(a.out, report)
     for cat, r in report["accuracy"].items():
-        lo, hi = r["ci95"]
-        print(f"{cat:>10}: {100 * r['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]  (n {r['n']})")
+        ci = "" if r["ci95"] is None else f" [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
+        print(f"{cat:>10}: {100 * r['accuracy']:.1f} %{ci}  (n {r['n']})")
     return 0
 
 
