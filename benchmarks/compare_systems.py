@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from baselines.registry import load_system
+    from baselines.registry import describe, load_system
     from tas_bench.data.manifest import dataset_fingerprint
     from tas_bench.data.subset import single_source_test, subset_dataset
     from tas_bench.pipeline.api import score
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(dict.fromkeys([*a.systems, a.against]))
     if a.pool:
         try:
-            revisions = {n: load_system(n).card().get("revision") for n in names}
+            revisions = {n: describe(n).get("revision") for n in names}  # no weights loaded
             per_clip, metrics, runs = pooled_per_clip(a.pool, names, a.against, revisions)
         except TasBenchError as e:
             print(f"error: {e}", file=sys.stderr)
