@@ -33,42 +33,51 @@ from pathlib import Path
 from typing import Any
 
 GEOMETRY = 8  # sin/cos az, sin/cos el, distance / 10 m, left, front, above
+CARTESIAN = 3  # with --cartesian: x (front), y (left), z (up) / 10 m
 
 
-def source_geometry(src: Any) -> list[float]:
+def source_geometry(src: Any, cartesian: bool = False) -> list[float]:
     """The oracle geometry vector of one source (see module doc); angles in degrees, the
-    azimuth counter-clockwise from the front as in the manifest, distance in metres."""
+    azimuth counter-clockwise from the front as in the manifest, distance in metres. With
+    ``cartesian`` the source's position (x front, y left, z up, metres / 10) is appended: the
+    coordinates the relational answers compare."""
     az, el = math.radians(src.azimuth), math.radians(src.elevation)
     words = set(src.direction)
     axis = [(1.0 if a in words else -1.0 if b in words else 0.0)
             for a, b in (("left", "right"), ("front", "behind"), ("above", "below"))]
-    return [math.sin(az), math.cos(az), math.sin(el), math.cos(el), src.distance / 10.0, *axis]
+    geo = [math.sin(az), math.cos(az), math.sin(el), math.cos(el), src.distance / 10.0, *axis]
+    if cartesian:
+        from tas_bench.data.prompts import position
+
+        geo += [float(v) / 10.0 for v in position(src)]
+    return geo
 
 
-def oracle_tables(clips: list[Any], labels: list[str]) -> tuple[Any, Any, Any]:
+def oracle_tables(clips: list[Any], labels: list[str], cartesian: bool = False
+                  ) -> tuple[Any, Any, Any]:
     """Per clip and slot (2): label index (0 = unknown, len(labels) + 1 = no source), geometry
-    (N, 2, GEOMETRY) and a presence mask (N, 2)."""
+    (N, 2, GEOMETRY [+ CARTESIAN]) and a presence mask (N, 2)."""
     import torch
 
     index = {lab: i + 1 for i, lab in enumerate(labels)}
     none = len(labels) + 1
     lab = torch.full((len(clips), 2), none, dtype=torch.long)
-    geo = torch.zeros(len(clips), 2, GEOMETRY)
+    geo = torch.zeros(len(clips), 2, GEOMETRY + (CARTESIAN if cartesian else 0))
     for i, c in enumerate(clips):
         for j, s in enumerate(c.sources[:2]):
             lab[i, j] = index.get(s.label, 0)
-            geo[i, j] = torch.tensor(source_geometry(s))
+            geo[i, j] = torch.tensor(source_geometry(s, cartesian))
     return lab, geo, lab != none
 
 
 class OracleSlots:
     """Label embedding + linear geometry map -> (B, 2, width) slots."""
 
-    def __init__(self, n_labels: int, width: int) -> None:
+    def __init__(self, n_labels: int, width: int, n_geometry: int = GEOMETRY) -> None:
         import torch
 
         self.label = torch.nn.Embedding(n_labels + 2, width)
-        self.geometry = torch.nn.Linear(GEOMETRY, width)
+        self.geometry = torch.nn.Linear(n_geometry, width)
         torch.nn.init.normal_(self.label.weight, std=0.02)
         torch.nn.init.normal_(self.geometry.weight, std=0.02)
 
@@ -77,6 +86,46 @@ class OracleSlots:
 
     def __call__(self, lab: Any, geo: Any, present: Any) -> Any:
         return self.label(lab) + self.geometry(geo) * present[..., None].float()
+
+
+def recombined_pairs(clips: list[Any], n: int, seed: int) -> list[Any]:
+    """``n`` extra two-source clips for the relational questions, made without audio: each
+    pairs two sources of ``clips`` (label and geometry kept together, distinct labels) as a
+    ``relative_direction`` or ``relative_distance`` clip, with its QA items drawn by
+    :func:`tas_bench.data.qa.make_qa` (pairs that allow no unambiguous question are redrawn).
+    Only the oracle can use them: they test whether more relational items teach the language
+    model the comparison."""
+    import dataclasses
+
+    import numpy as np
+
+    from tas_bench.data.qa import label_key, make_qa
+    from tas_bench.runtime.errors import TasBenchError
+
+    pool = [s for c in clips for s in c.sources]
+    if len({label_key(s.label) for s in pool}) < 2:
+        raise TasBenchError("--extra-pairs needs sources of at least two different labels in "
+                            "the train split", field="--extra-pairs")
+    template = next((c for c in clips if len(c.sources) == 2), clips[0])
+    rng = np.random.default_rng([seed, 3])
+    out: list[Any] = []
+    for _ in range(1000 + 100 * n):
+        if len(out) == n:
+            break
+        a, b = (pool[int(i)] for i in rng.integers(0, len(pool), size=2))
+        if label_key(a.label) == label_key(b.label):
+            continue
+        category = ("relative_direction", "relative_distance")[int(rng.integers(2))]
+        try:
+            qa = make_qa(category, [a, b], rng)
+        except ValueError:
+            continue
+        out.append(dataclasses.replace(template, id=f"pair-{len(out)}", category=category,
+                                       sources=[a, b], qa=qa))
+    if len(out) < n:
+        raise TasBenchError(f"found only {len(out)} of {n} source pairs that allow a relational "
+                            "question", field="--extra-pairs")
+    return out
 
 
 def accuracy_with_ci(hits: list[bool]) -> dict[str, Any]:
@@ -90,10 +139,12 @@ def accuracy_with_ci(hits: list[bool]) -> dict[str, Any]:
 
 def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr: float,
         seed: int, threads: int = 1, hidden: int | None = None,
-        layers: int | None = None) -> dict[str, Any]:
+        layers: int | None = None, extra_pairs: int = 0, cartesian: bool = False
+        ) -> dict[str, Any]:
     """Train the oracle-slot language model and score it (see module doc); ``hidden`` /
     ``layers`` replace the assessor's LM width (heads of 32 dims, MLP 2.6875x as the cpu
-    preset's 128 / 344) and depth."""
+    preset's 128 / 344) and depth; ``extra_pairs`` adds that many :func:`recombined_pairs`
+    clips to the training items; ``cartesian`` appends the sources' positions to the slots."""
     import numpy as np
     import torch
     from transformers import LlamaForCausalLM
@@ -117,6 +168,8 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
         raise TasBenchError("the oracle diagnostic trains a scratch language model; this "
                             "assessor's is external", field="--assessor")
     labels = label_vocabulary(tr_clips)
+    if extra_pairs:
+        tr_clips = tr_clips + recombined_pairs(tr_clips, extra_pairs, seed)
     torch.manual_seed(seed)
     config = copy.deepcopy(model.llm.config)  # the assessor's size and tokenizer, new weights
     if hidden is not None:
@@ -127,9 +180,9 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
         config.num_hidden_layers = layers
     model.llm = LlamaForCausalLM(config)
     width = model.llm.get_input_embeddings().weight.shape[1]
-    slots = OracleSlots(len(labels), width)
-    tr = oracle_tables(tr_clips, labels)
-    te = oracle_tables(te_clips, labels)
+    slots = OracleSlots(len(labels), width, GEOMETRY + (CARTESIAN if cartesian else 0))
+    tr = oracle_tables(tr_clips, labels, cartesian)
+    te = oracle_tables(te_clips, labels, cartesian)
     examples = qa_examples(tr_clips)
     params = [*model.llm.parameters(), *slots.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -154,6 +207,7 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
     model.llm.eval()
     items = qa_examples(te_clips)
     hits: dict[str, list[bool]] = {}
+    by_type: dict[str, list[bool]] = {}
     with torch.no_grad():
         for b in range(0, len(items), 64):
             chunk = items[b:b + 64]
@@ -161,15 +215,19 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
             answers = model.answer_from_slots(slots(te[0][idx], te[1][idx], te[2][idx]),
                                               [e.question for e in chunk])
             for e, a in zip(chunk, answers, strict=True):
-                hits.setdefault(e.category, []).append(
-                    answer_correct(e.category, e.question_type, a, e.answer))
+                ok = answer_correct(e.category, e.question_type, a, e.answer)
+                hits.setdefault(e.category, []).append(ok)
+                by_type.setdefault(e.question_type, []).append(ok)
     return {"train": str(train), "test": str(test), "assessor": assessor, "steps": steps,
             "batch_size": batch_size, "lr": lr, "seed": seed, "labels": len(labels),
             "llm": {"hidden": config.hidden_size, "layers": config.num_hidden_layers,
                     "heads": config.num_attention_heads, "intermediate": config.intermediate_size,
                     "parameters": int(sum(p.numel() for p in model.llm.parameters()))},
-            "train_items": len(examples), "final_loss": float(np.mean(losses[-100:])),
-            "accuracy": {k: accuracy_with_ci(v) for k, v in sorted(hits.items())}}
+            "extra_pairs": extra_pairs, "cartesian": cartesian, "train_items": len(examples),
+            "final_loss": float(np.mean(losses[-100:])),
+            "accuracy": {k: accuracy_with_ci(v) for k, v in sorted(hits.items())},
+            "accuracy_by_question_type": {k: accuracy_with_ci(v)
+                                          for k, v in sorted(by_type.items())}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,13 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, help="LM width instead of the assessor's")
     ap.add_argument("--layers", type=int, help="LM depth instead of the assessor's")
+    ap.add_argument("--extra-pairs", type=int, default=0,
+                    help="add this many audio-free recombined two-source clips to training")
+    ap.add_argument("--cartesian", action="store_true",
+                    help="append each source's x/y/z position to its oracle slot")
     a = ap.parse_args(argv)
     from tas_bench.runtime.errors import TasBenchError
     from tas_bench.runtime.fileio import write_json_atomic
 
     try:
         report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads,
-                     a.hidden, a.layers)
+                     a.hidden, a.layers, a.extra_pairs, a.cartesian)
     except TasBenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -23,6 +23,11 @@ def test_source_geometry_by_hand() -> None:
     assert g == pytest.approx([1.0, 0.0, 0.0, 1.0, 0.2, 1.0, 1.0, 0.0], abs=1e-12)
     g = mod.source_geometry(_src("dog", 180.0, -30.0, 5.0, ["right", "behind", "below"]))
     assert g == pytest.approx([0.0, -1.0, -0.5, 3 ** 0.5 / 2, 0.5, -1.0, -1.0, -1.0], abs=1e-12)
+    # --cartesian appends x (front), y (left), z (up) in metres / 10
+    g = mod.source_geometry(_src("dog", 90.0, 0.0, 2.0, ["left", "front"]), cartesian=True)
+    assert g[mod.GEOMETRY:] == pytest.approx([0.0, 0.2, 0.0], abs=1e-12)
+    g = mod.source_geometry(_src("dog", 180.0, -30.0, 5.0, ["right", "behind", "below"]), True)
+    assert g[mod.GEOMETRY:] == pytest.approx([-0.5 * 3 ** 0.5 / 2, 0.0, -0.25], abs=1e-12)
 
 
 def test_oracle_tables_mark_unknown_labels_and_missing_sources() -> None:
@@ -52,9 +57,51 @@ def test_oracle_run_end_to_end_is_deterministic(tmp_path: Path, capsys) -> None:
     w = json.loads((tmp_path / "w.json").read_text())["llm"]
     assert (w["hidden"], w["layers"], w["heads"], w["intermediate"]) == (64, 3, 2, 172)
     assert w["parameters"] > a["llm"]["parameters"]
+    assert mod.main([*args, "--out", str(tmp_path / "p.json"), "--cartesian"]) == 0
+    p = json.loads((tmp_path / "p.json").read_text())
+    assert p["cartesian"] and p["extra_pairs"] == 0 and set(p["accuracy_by_question_type"]) == {"DOA"}
+    capsys.readouterr()
+    # every tiny source is "noise": no pair of distinct labels to recombine, one message
+    assert mod.main([*args, "--out", str(tmp_path / "q.json"), "--extra-pairs", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--extra-pairs" in err and "two different labels" in err and "Traceback" not in err
     capsys.readouterr()
     # a test set without a test split: one message, no traceback
     assert mod.main(["--train", str(train), "--test", str(train), "--assessor",
                      str(tmp_path / "run"), "--steps", "1", "--out", str(tmp_path / "c.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "test split of --test" in err and "Traceback" not in err
+
+
+def _source(label: str, az: float, el: float, dist: float) -> object:
+    from tas_bench.data.geometry import direction_words_for
+    from tas_bench.data.manifest import Provenance, Source
+
+    return Source(label=label, azimuth=az, elevation=el, distance=dist,
+                  direction=list(direction_words_for(az, el)),
+                  provenance=Provenance(package="test", file=f"{label}.wav", licence="CC0"))
+
+
+def test_recombined_pairs_are_relational_clips_with_answers_from_their_geometry() -> None:
+    from tas_bench.data.manifest import Clip
+    from tas_bench.data.qa import check_qa
+
+    mod = load_benchmark("qa_oracle_slots")
+    srcs = [_source("dog", 90, 0, 1.0), _source("bell", 270, 30, 4.0),
+            _source("car", 0, -30, 2.5)]
+    clips = [Clip(id=f"c{i}", split="train", audio="x.wav", sample_rate=16000, duration=1.0,
+                  category="single_doa_de", sources=[s], prompt="", prompt_type=None, qa=[],
+                  hrtf=None, room=None, seed=None) for i, s in enumerate(srcs)]
+    pairs = mod.recombined_pairs(clips, 40, seed=0)
+    assert len(pairs) == 40 and [p.id for p in pairs[:2]] == ["pair-0", "pair-1"]
+    assert {p.category for p in pairs} == {"relative_direction", "relative_distance"}
+    for p in pairs:
+        a, b = p.sources
+        assert a.label != b.label and a in srcs and b in srcs
+        assert p.qa and {q.category for q in p.qa} <= {"Direction", "Distance"}
+        for q in p.qa:  # each stored answer is what the geometry says (the QA checker)
+            assert check_qa(q, p.sources) == []
+            if "further to the left" in q.question and {a.label, b.label} == {"dog", "bell"}:
+                assert q.answer == "dog"  # az 90 (left) against az 270 (right), by hand
+    assert [p.qa for p in mod.recombined_pairs(clips, 40, seed=0)] == [p.qa for p in pairs]
+    assert [p.qa for p in mod.recombined_pairs(clips, 40, seed=1)] != [p.qa for p in pairs]
