@@ -139,12 +139,13 @@ def accuracy_with_ci(hits: list[bool]) -> dict[str, Any]:
 
 def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr: float,
         seed: int, threads: int = 1, hidden: int | None = None,
-        layers: int | None = None, extra_pairs: int = 0, cartesian: bool = False
-        ) -> dict[str, Any]:
+        layers: int | None = None, extra_pairs: int = 0, cartesian: bool = False,
+        train_types: list[str] | None = None) -> dict[str, Any]:
     """Train the oracle-slot language model and score it (see module doc); ``hidden`` /
     ``layers`` replace the assessor's LM width (heads of 32 dims, MLP 2.6875x as the cpu
     preset's 128 / 344) and depth; ``extra_pairs`` adds that many :func:`recombined_pairs`
-    clips to the training items; ``cartesian`` appends the sources' positions to the slots."""
+    clips to the training items; ``cartesian`` appends the sources' positions to the slots;
+    ``train_types`` keeps only the training items of those question types."""
     import numpy as np
     import torch
     from transformers import LlamaForCausalLM
@@ -184,6 +185,11 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
     tr = oracle_tables(tr_clips, labels, cartesian)
     te = oracle_tables(te_clips, labels, cartesian)
     examples = qa_examples(tr_clips)
+    if train_types:
+        examples = [e for e in examples if e.question_type in set(train_types)]
+        if not examples:
+            raise TasBenchError(f"no training items of the types {train_types}",
+                                field="--train-types")
     params = [*model.llm.parameters(), *slots.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     rng = np.random.default_rng([seed, 2])
@@ -223,7 +229,9 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
             "llm": {"hidden": config.hidden_size, "layers": config.num_hidden_layers,
                     "heads": config.num_attention_heads, "intermediate": config.intermediate_size,
                     "parameters": int(sum(p.numel() for p in model.llm.parameters()))},
-            "extra_pairs": extra_pairs, "cartesian": cartesian, "train_items": len(examples),
+            "extra_pairs": extra_pairs, "cartesian": cartesian,
+            "train_types": sorted(train_types) if train_types else None,
+            "train_items": len(examples),
             "final_loss": float(np.mean(losses[-100:])),
             "accuracy": {k: accuracy_with_ci(v) for k, v in sorted(hits.items())},
             "accuracy_by_question_type": {k: accuracy_with_ci(v)
@@ -247,13 +255,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="add this many audio-free recombined two-source clips to training")
     ap.add_argument("--cartesian", action="store_true",
                     help="append each source's x/y/z position to its oracle slot")
+    ap.add_argument("--train-types", nargs="+", metavar="QUESTION_TYPE",
+                    help="train on the items of these question types only")
     a = ap.parse_args(argv)
     from tas_bench.runtime.errors import TasBenchError
     from tas_bench.runtime.fileio import write_json_atomic
 
     try:
         report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads,
-                     a.hidden, a.layers, a.extra_pairs, a.cartesian)
+                     a.hidden, a.layers, a.extra_pairs, a.cartesian, a.train_types)
     except TasBenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -65,6 +65,14 @@ def test_oracle_run_end_to_end_is_deterministic(tmp_path: Path, capsys) -> None:
     assert mod.main([*args, "--out", str(tmp_path / "q.json"), "--extra-pairs", "5"]) == 2
     err = capsys.readouterr().err
     assert "--extra-pairs" in err and "two different labels" in err and "Traceback" not in err
+    assert mod.main([*args, "--out", str(tmp_path / "t.json"), "--train-types", "DOA"]) == 0
+    t = json.loads((tmp_path / "t.json").read_text())
+    assert t["train_types"] == ["DOA"] and t["train_items"] == 6
+    capsys.readouterr()
+    assert mod.main([*args, "--out", str(tmp_path / "u.json"), "--train-types",
+                     "MIXUP_DIRECTION"]) == 2  # the tiny data has DOA items only
+    err = capsys.readouterr().err
+    assert "--train-types" in err and "MIXUP_DIRECTION" in err and "Traceback" not in err
     capsys.readouterr()
     # a test set without a test split: one message, no traceback
     assert mod.main(["--train", str(train), "--test", str(train), "--assessor",
