@@ -153,6 +153,7 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
     from evaluators.spatial_qa.assessor import load_assessor_run
     from evaluators.spatial_qa.data import label_vocabulary, qa_examples
     from evaluators.spatial_qa.evaluator import resolve_assessor
+    from evaluators.spatial_qa.train import stage_lr_factor
     from tas_bench.data.manifest import load_dataset
     from tas_bench.data.qa import answer_correct
     from tas_bench.runtime.errors import TasBenchError
@@ -198,7 +199,7 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
     for step in range(steps):
         frac = step / max(1, steps)
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, frac / 0.05 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
+            g["lr"] = lr * stage_lr_factor(frac)
         ex = [examples[i] for i in rng.integers(0, len(examples), size=batch_size)]
         idx = torch.tensor([e.clip for e in ex])
         s = slots(tr[0][idx], tr[1][idx], tr[2][idx])

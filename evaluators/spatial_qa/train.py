@@ -180,6 +180,12 @@ def _batches(n: int, batch: int, rng: np.random.Generator) -> Any:
             yield order[s: s + batch]
 
 
+def stage_lr_factor(frac: float) -> float:
+    """Multiplier of a stage's base lr at ``frac`` (0..1) of the stage: 5 % linear warm-up
+    (from 1e-3) times a cosine decay to 0 at the stage's end."""
+    return min(1.0, frac / 0.05 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
 def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, torch.Tensor],
                    single: torch.Tensor, examples: list[qa_data.QAExample],
                    cfg: AssessorTrainConfig, *, log: Callable[[dict[str, Any], bool], None],
@@ -233,8 +239,8 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
         frac = (step - (0 if stage == "pretrain" else cfg.pretrain_steps)) / max(
             1, cfg.pretrain_steps if stage == "pretrain" else cfg.qa_steps)
         base = cfg.lr if stage == "pretrain" else cfg.qa_lr
-        for g in opt.param_groups:  # cosine decay with 5 % warm-up
-            g["lr"] = base * min(1.0, frac / 0.05 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
+        for g in opt.param_groups:
+            g["lr"] = base * stage_lr_factor(frac)
         if stage == "pretrain":
             bidx = single_idx[next(pre_it)]
             x, tgt = pretraining_batch(feats, geo, bidx, cfg, step)
