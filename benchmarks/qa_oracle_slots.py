@@ -36,11 +36,12 @@ GEOMETRY = 8  # sin/cos az, sin/cos el, distance / 10 m, left, front, above
 CARTESIAN = 3  # with --cartesian: x (front), y (left), z (up) / 10 m
 
 
-def source_geometry(src: Any, cartesian: bool = False) -> list[float]:
+def source_geometry(src: Any, cartesian: bool = False, position_unit: float = 10.0
+                    ) -> list[float]:
     """The oracle geometry vector of one source (see module doc); angles in degrees, the
     azimuth counter-clockwise from the front as in the manifest, distance in metres. With
-    ``cartesian`` the source's position (x front, y left, z up, metres / 10) is appended: the
-    coordinates the relational answers compare."""
+    ``cartesian`` the source's position (x front, y left, z up, in units of ``position_unit``
+    metres, 10 by default) is appended: the coordinates the relational answers compare."""
     az, el = math.radians(src.azimuth), math.radians(src.elevation)
     words = set(src.direction)
     axis = [(1.0 if a in words else -1.0 if b in words else 0.0)
@@ -49,12 +50,12 @@ def source_geometry(src: Any, cartesian: bool = False) -> list[float]:
     if cartesian:
         from tas_bench.data.prompts import position
 
-        geo += [float(v) / 10.0 for v in position(src)]
+        geo += [float(v) / position_unit for v in position(src)]
     return geo
 
 
-def oracle_tables(clips: list[Any], labels: list[str], cartesian: bool = False
-                  ) -> tuple[Any, Any, Any]:
+def oracle_tables(clips: list[Any], labels: list[str], cartesian: bool = False,
+                  position_unit: float = 10.0) -> tuple[Any, Any, Any]:
     """Per clip and slot (2): label index (0 = unknown, len(labels) + 1 = no source), geometry
     (N, 2, GEOMETRY [+ CARTESIAN]) and a presence mask (N, 2)."""
     import torch
@@ -66,26 +67,53 @@ def oracle_tables(clips: list[Any], labels: list[str], cartesian: bool = False
     for i, c in enumerate(clips):
         for j, s in enumerate(c.sources[:2]):
             lab[i, j] = index.get(s.label, 0)
-            geo[i, j] = torch.tensor(source_geometry(s, cartesian))
+            geo[i, j] = torch.tensor(source_geometry(s, cartesian, position_unit))
     return lab, geo, lab != none
 
 
 class OracleSlots:
-    """Label embedding + linear geometry map -> (B, 2, width) slots."""
+    """Label embedding + linear geometry map -> (B, 2, width) slots.
 
-    def __init__(self, n_labels: int, width: int, n_geometry: int = GEOMETRY) -> None:
+    With ``text_labels`` (a callable giving the language model's input embeddings of token
+    ids) and ``label_tokens`` (the token ids of each label), a known label's vector is the mean
+    of its own words' input embeddings, shared with the language model, instead of a separate
+    learnt vector: the slot names its sound in the words the question uses. The unknown and
+    "no source" entries stay learnt vectors."""
+
+    def __init__(self, n_labels: int, width: int, n_geometry: int = GEOMETRY,
+                 text_labels: Any = None, label_tokens: list[list[int]] | None = None) -> None:
         import torch
 
         self.label = torch.nn.Embedding(n_labels + 2, width)
         self.geometry = torch.nn.Linear(n_geometry, width)
         torch.nn.init.normal_(self.label.weight, std=0.02)
         torch.nn.init.normal_(self.geometry.weight, std=0.02)
+        self.text_labels = text_labels
+        if text_labels is not None:
+            if label_tokens is None or len(label_tokens) != n_labels:
+                raise ValueError("text_labels needs the token ids of every label")
+            longest = max(len(t) for t in label_tokens)
+            self.tokens = torch.zeros(n_labels, longest, dtype=torch.long)
+            self.token_mask = torch.zeros(n_labels, longest)
+            for i, t in enumerate(label_tokens):
+                self.tokens[i, : len(t)] = torch.tensor(t)
+                self.token_mask[i, : len(t)] = 1.0
 
     def parameters(self) -> list[Any]:
         return [*self.label.parameters(), *self.geometry.parameters()]
 
+    def label_table(self) -> Any:
+        """(n_labels + 2, width): unknown, the labels, "no source"."""
+        if self.text_labels is None:
+            return self.label.weight
+        import torch
+
+        words = self.text_labels(self.tokens) * self.token_mask[..., None]
+        mean = words.sum(1) / self.token_mask.sum(1, keepdim=True)
+        return torch.cat([self.label.weight[:1], mean, self.label.weight[-1:]])
+
     def __call__(self, lab: Any, geo: Any, present: Any) -> Any:
-        return self.label(lab) + self.geometry(geo) * present[..., None].float()
+        return self.label_table()[lab] + self.geometry(geo) * present[..., None].float()
 
 
 def recombined_pairs(clips: list[Any], n: int, seed: int) -> list[Any]:
@@ -140,12 +168,18 @@ def accuracy_with_ci(hits: list[bool]) -> dict[str, Any]:
 def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr: float,
         seed: int, threads: int = 1, hidden: int | None = None,
         layers: int | None = None, extra_pairs: int = 0, cartesian: bool = False,
-        train_types: list[str] | None = None) -> dict[str, Any]:
+        train_types: list[str] | None = None, position_unit: float = 10.0,
+        weight_decay: float = 0.01, text_labels: bool = False,
+        curriculum_steps: int = 0) -> dict[str, Any]:
     """Train the oracle-slot language model and score it (see module doc); ``hidden`` /
     ``layers`` replace the assessor's LM width (heads of 32 dims, MLP 2.6875x as the cpu
     preset's 128 / 344) and depth; ``extra_pairs`` adds that many :func:`recombined_pairs`
     clips to the training items; ``cartesian`` appends the sources' positions to the slots;
-    ``train_types`` keeps only the training items of those question types."""
+    ``train_types`` keeps only the training items of those question types; ``position_unit``
+    is the unit (metres) of those positions; ``weight_decay`` AdamW's; ``text_labels`` makes
+    each slot's label vector the mean input embedding of the label's words
+    (:class:`OracleSlots`); for the first ``curriculum_steps`` steps the relational items
+    that ask for the smaller value are left out (:func:`tas_bench.data.qa.asks_larger`)."""
     import numpy as np
     import torch
     from transformers import LlamaForCausalLM
@@ -153,7 +187,7 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
     from evaluators.spatial_qa.assessor import load_assessor_run
     from evaluators.spatial_qa.data import label_vocabulary, qa_examples
     from evaluators.spatial_qa.evaluator import resolve_assessor
-    from evaluators.spatial_qa.train import stage_lr_factor
+    from evaluators.spatial_qa.train import curriculum_examples, stage_lr_factor
     from tas_bench.data.manifest import load_dataset
     from tas_bench.data.qa import answer_correct
     from tas_bench.runtime.errors import TasBenchError
@@ -182,17 +216,21 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
         config.num_hidden_layers = layers
     model.llm = LlamaForCausalLM(config)
     width = model.llm.get_input_embeddings().weight.shape[1]
-    slots = OracleSlots(len(labels), width, GEOMETRY + (CARTESIAN if cartesian else 0))
-    tr = oracle_tables(tr_clips, labels, cartesian)
-    te = oracle_tables(te_clips, labels, cartesian)
+    label_tokens = [model.tokenizer(" " + lab, add_special_tokens=False)["input_ids"]
+                    for lab in labels] if text_labels else None
+    slots = OracleSlots(len(labels), width, GEOMETRY + (CARTESIAN if cartesian else 0),
+                        model.llm.get_input_embeddings() if text_labels else None, label_tokens)
+    tr = oracle_tables(tr_clips, labels, cartesian, position_unit)
+    te = oracle_tables(te_clips, labels, cartesian, position_unit)
     examples = qa_examples(tr_clips)
     if train_types:
         examples = [e for e in examples if e.question_type in set(train_types)]
         if not examples:
             raise TasBenchError(f"no training items of the types {train_types}",
                                 field="--train-types")
+    first = curriculum_examples(examples)
     params = [*model.llm.parameters(), *slots.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng([seed, 2])
     model.llm.train()
     losses = []
@@ -200,7 +238,8 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
         frac = step / max(1, steps)
         for g in opt.param_groups:
             g["lr"] = lr * stage_lr_factor(frac)
-        ex = [examples[i] for i in rng.integers(0, len(examples), size=batch_size)]
+        pool = first if step < curriculum_steps else examples
+        ex = [pool[i] for i in rng.integers(0, len(pool), size=batch_size)]
         idx = torch.tensor([e.clip for e in ex])
         s = slots(tr[0][idx], tr[1][idx], tr[2][idx])
         loss = model.loss_from_slots(s, [e.question for e in ex], [e.answer for e in ex])
@@ -231,6 +270,8 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
                     "heads": config.num_attention_heads, "intermediate": config.intermediate_size,
                     "parameters": int(sum(p.numel() for p in model.llm.parameters()))},
             "extra_pairs": extra_pairs, "cartesian": cartesian,
+            "position_unit": position_unit if cartesian else None, "weight_decay": weight_decay,
+            "text_labels": text_labels, "curriculum_steps": curriculum_steps,
             "train_types": sorted(train_types) if train_types else None,
             "train_items": len(examples),
             "final_loss": float(np.mean(losses[-100:])),
@@ -256,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="add this many audio-free recombined two-source clips to training")
     ap.add_argument("--cartesian", action="store_true",
                     help="append each source's x/y/z position to its oracle slot")
+    ap.add_argument("--position-unit", type=float, default=10.0,
+                    help="with --cartesian: the positions' unit in metres (default 10)")
+    ap.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
+    ap.add_argument("--text-labels", action="store_true",
+                    help="each slot's label vector = the mean input embedding of its words")
+    ap.add_argument("--curriculum-steps", type=int, default=0,
+                    help="leave out the items asking for the smaller value for this many steps")
     ap.add_argument("--train-types", nargs="+", metavar="QUESTION_TYPE",
                     help="train on the items of these question types only")
     a = ap.parse_args(argv)
@@ -263,8 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     from tas_bench.runtime.fileio import write_json_atomic
 
     try:
+        if not a.position_unit > 0:
+            raise TasBenchError(f"must be a positive number of metres, got {a.position_unit}",
+                                field="--position-unit")
+        if a.curriculum_steps < 0:
+            raise TasBenchError(f"must be >= 0, got {a.curriculum_steps}",
+                                field="--curriculum-steps")
         report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads,
-                     a.hidden, a.layers, a.extra_pairs, a.cartesian, a.train_types)
+                     a.hidden, a.layers, a.extra_pairs, a.cartesian, a.train_types,
+                     a.position_unit, a.weight_decay, a.text_labels, a.curriculum_steps)
     except TasBenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

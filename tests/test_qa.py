@@ -12,6 +12,7 @@ from tas_bench.data.manifest import QA_CATEGORIES, QAItem, Source
 from tas_bench.data.qa import (
     QUESTION_TYPES,
     answer_correct,
+    asks_larger,
     check_qa,
     make_qa,
     normalize_answer,
@@ -116,6 +117,32 @@ def test_relative_distance_close_distances_only_apart() -> None:
 # --------------------------------------------------------------------------- scoring
 
 
+@pytest.mark.parametrize("qtype,question,larger", [
+    ("MIXUP_DIRECTION", "Is the dog to the left of the bell?", True),
+    ("MIXUP_DIRECTION", "Is the sound of dog to the right of the sound of bell?", False),
+    ("MIXUP_DIRECTION", "Is the dog in front of the bell?", True),
+    ("MIXUP_DIRECTION", "Is the dog behind the bell?", False),
+    ("MIXUP_DIRECTION", "Is the dog above the bell?", True),
+    ("MIXUP_DIRECTION", "Is the dog below the bell?", False),
+    ("MIXUP_NONBINARY_DIRECTION", "Which sound is further to the front, the dog or the bell?", True),
+    ("MIXUP_NONBINARY_DIRECTION", "Of the dog and the bell, which is further back?", False),
+    ("MIXUP_NONBINARY_DIRECTION", "Which sound is higher, the dog or the bell?", True),
+    ("MIXUP_NONBINARY_DIRECTION", "Which sound is lower, the dog or the bell?", False),
+    ("MIXUP_DISTANCE_BOTH", "Is the dog farther from the listener than the bell?", True),
+    ("MIXUP_DISTANCE_BOTH", "Is the dog further away from the listener than the bell?", True),
+    ("MIXUP_DISTANCE_BOTH", "Is the dog nearer to the listener than the bell?", False),
+    ("MIXUP_NONBINARY_DISTANCE", "Which sound is closer to the listener, the dog or the bell?", False),
+    ("MIXUP_NONBINARY_DISTANCE", "Of the dog and the bell, which is farther from the listener?", True),
+    ("MIXUP_NONBINARY_DISTANCE", "How far apart are the dog and the bell?", None),
+    ("DOA", "In which direction is the dog?", None),
+    ("MIXUP_SINGLE_DISTANCE", "How far away is the dog?", None),
+    ("MIXUP_DIRECTION", "Is the dog closer to the listener than the bell?", None),  # wrong type
+    ("NOT_A_TYPE", "Is the dog to the left of the bell?", None),
+])
+def test_asks_larger_by_hand(qtype: str, question: str, larger: bool | None) -> None:
+    assert asks_larger(qtype, question) is larger
+
+
 def test_normalize_answer() -> None:
     assert normalize_answer("  The Dog. ") == "dog"
     assert normalize_answer("the sound of the church bell") == "church bell"
@@ -197,6 +224,9 @@ def test_generated_items_consistent_and_self_scoring(pair, seed, category) -> No
         assert it.category == QUESTION_TYPES[it.question_type]
         assert check_qa(it, srcs) == []
         assert answer_correct(it.category, it.question_type, it.answer, it.answer)
+        # every yes/no and which-is item has a polarity; DOA, distances, "how far apart" none
+        relational = it.answer in ("Yes", "No") or it.question.startswith(("Which", "Of the"))
+        assert (asks_larger(it.question_type, it.question) is not None) == relational
         if it.answer in ("Yes", "No"):
             flipped = "No" if it.answer == "Yes" else "Yes"
             assert not answer_correct(it.category, it.question_type, flipped, it.answer)

@@ -30,6 +30,32 @@ def test_source_geometry_by_hand() -> None:
     assert g[mod.GEOMETRY:] == pytest.approx([-0.5 * 3 ** 0.5 / 2, 0.0, -0.25], abs=1e-12)
 
 
+def test_position_unit_scales_the_cartesian_part_only() -> None:
+    mod = load_benchmark("qa_oracle_slots")
+    src = _src("dog", 90.0, 0.0, 2.0, ["left", "front"])
+    g = mod.source_geometry(src, cartesian=True, position_unit=1.0)
+    assert g[mod.GEOMETRY:] == pytest.approx([0.0, 2.0, 0.0], abs=1e-12)
+    assert g[:mod.GEOMETRY] == mod.source_geometry(src)
+
+
+def test_text_label_slots_are_the_mean_word_embedding() -> None:
+    import torch
+
+    mod = load_benchmark("qa_oracle_slots")
+    emb = torch.nn.Embedding(10, 4)
+    slots = mod.OracleSlots(2, 4, text_labels=emb, label_tokens=[[3], [5, 7]])
+    table = slots.label_table()
+    assert table.shape == (4, 4)
+    assert torch.allclose(table[1], emb.weight[3]) and torch.allclose(
+        table[2], (emb.weight[5] + emb.weight[7]) / 2)
+    assert torch.equal(table[0], slots.label.weight[0]) and torch.equal(table[3], slots.label.weight[-1])
+    out = slots(torch.tensor([[2, 3]]), torch.zeros(1, 2, mod.GEOMETRY), torch.tensor([[True, False]]))
+    out.sum().backward()  # the label words' embeddings learn through the slots
+    assert emb.weight.grad[5].abs().sum() > 0 and emb.weight.grad[0].abs().sum() == 0
+    with pytest.raises(ValueError):
+        mod.OracleSlots(2, 4, text_labels=emb, label_tokens=[[3]])
+
+
 def test_oracle_tables_mark_unknown_labels_and_missing_sources() -> None:
     mod = load_benchmark("qa_oracle_slots")
     clips = [SimpleNamespace(sources=[_src("dog", 90, 0, 2, ["left"])]),
@@ -60,6 +86,17 @@ def test_oracle_run_end_to_end_is_deterministic(tmp_path: Path, capsys) -> None:
     assert mod.main([*args, "--out", str(tmp_path / "p.json"), "--cartesian"]) == 0
     p = json.loads((tmp_path / "p.json").read_text())
     assert p["cartesian"] and p["extra_pairs"] == 0 and set(p["accuracy_by_question_type"]) == {"DOA"}
+    assert p["position_unit"] == 10.0 and not p["text_labels"] and p["curriculum_steps"] == 0
+    assert mod.main([*args, "--out", str(tmp_path / "m.json"), "--cartesian", "--position-unit",
+                     "1", "--text-labels", "--curriculum-steps", "2", "--weight-decay", "0.1"]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert (m["position_unit"], m["text_labels"], m["curriculum_steps"], m["weight_decay"]) == (
+        1.0, True, 2, 0.1)
+    capsys.readouterr()
+    for bad in (["--position-unit", "0"], ["--curriculum-steps", "-1"]):
+        assert mod.main([*args, "--out", str(tmp_path / "x.json"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert bad[0] in err and "Traceback" not in err
     capsys.readouterr()
     # every tiny source is "noise": no pair of distinct labels to recombine, one message
     assert mod.main([*args, "--out", str(tmp_path / "q.json"), "--extra-pairs", "5"]) == 2

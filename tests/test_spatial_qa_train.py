@@ -45,13 +45,16 @@ def test_train_load_and_answer(tiny_data: Path, tmp_path: Path) -> None:
         load_assessor_run(tmp_path / "run", preset="paper")
 
 
+@pytest.mark.parametrize("curriculum", [0, 2])
 def test_resume_after_kill_gives_the_same_weights(tiny_data: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    _train(tiny_data, tmp_path / "straight")
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  curriculum: int) -> None:
+    over = {"qa_curriculum": curriculum} if curriculum else {}
+    _train(tiny_data, tmp_path / "straight", **over)
     with dies_after_first_checkpoint(monkeypatch):
-        _train(tiny_data, tmp_path / "killed")
+        _train(tiny_data, tmp_path / "killed", **over)
     assert not (tmp_path / "killed" / "model.safetensors").exists()
-    rec = _train(tiny_data, tmp_path / "killed")
+    rec = _train(tiny_data, tmp_path / "killed", **over)
     assert rec["resumed_from"] == 2
     a = (tmp_path / "straight" / "model.safetensors").read_bytes()
     b = (tmp_path / "killed" / "model.safetensors").read_bytes()
@@ -140,3 +143,45 @@ def test_frozen_encoder_is_untouched_by_the_qa_stage(tiny_data: Path, tmp_path: 
     assert any("running_mean" in k for k in enc)
     assert all(torch.equal(pre[k], qa[k]) for k in enc), [k for k in enc if not torch.equal(pre[k], qa[k])]
     assert not all(torch.equal(pre[k], qa[k]) for k in pre if k.startswith("projector."))
+
+
+def test_qa_curriculum_batches() -> None:
+    """The first qa_curriculum QA steps draw only items that do not ask for the smaller value;
+    without the curriculum the stream is the one the trainer drew before the option existed."""
+    import numpy as np
+
+    from evaluators.spatial_qa.data import QAExample
+    from evaluators.spatial_qa.train import (
+        AssessorTrainConfig,
+        QABatches,
+        _batches,
+        curriculum_examples,
+    )
+
+    qs = [("MIXUP_DIRECTION", "Is the dog to the left of the bell?"),
+          ("MIXUP_DIRECTION", "Is the dog to the right of the bell?"),
+          ("MIXUP_NONBINARY_DIRECTION", "Which sound is higher, the dog or the bell?"),
+          ("MIXUP_NONBINARY_DIRECTION", "Which sound is lower, the dog or the bell?"),
+          ("DOA", "In which direction is the dog?"),
+          ("MIXUP_NONBINARY_DISTANCE", "How far apart are the dog and the bell?")]
+    ex = [QAExample(i, q, "Yes", "Direction", t) for i, (t, q) in enumerate(qs)]
+    assert [e.clip for e in curriculum_examples(ex)] == [0, 2, 4, 5]
+    b = QABatches(ex, AssessorTrainConfig(batch_size=2, qa_curriculum=5))
+    early = [e.clip for s in range(5) for e in b(s)]
+    assert set(early) <= {0, 2, 4, 5} and len(early) == 10
+    late = {e.clip for s in range(5, 40) for e in b(s)}
+    assert late == set(range(6))
+    plain = QABatches(ex, AssessorTrainConfig(batch_size=2))
+    old = _batches(6, 2, np.random.default_rng([0, 2]))
+    assert all([e.clip for e in plain(s)] == list(next(old)) for s in range(10))
+
+
+def test_qa_curriculum_config() -> None:
+    from evaluators.spatial_qa.train import AssessorTrainConfig
+
+    assert "qa_curriculum" not in AssessorTrainConfig().to_dict()  # old runs keep their hash
+    assert AssessorTrainConfig(qa_curriculum=7).to_dict()["qa_curriculum"] == 7
+    assert resolve_assessor_config({"qa_curriculum": 3})["qa_curriculum"] == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(TasBenchError, match="qa_curriculum"):
+            resolve_assessor_config({"qa_curriculum": bad})

@@ -75,11 +75,18 @@ class AssessorTrainConfig:
     #: sources; the one-source heads still learn from the one-source clips only); 0: Spatial-AST's
     #: pretraining on one-source clips
     bound_weight: float = 0.0
+    #: the first ``qa_curriculum`` QA steps leave out the relational items that ask for the
+    #: smaller value ("to the right of", "behind", "lower", "closer";
+    #: :func:`tas_bench.data.qa.asks_larger`): the comparison is learnt on the others first,
+    #: the flip by the relation word after (measured with oracle slots: without it the scratch
+    #: LM stays at the Direction prior)
+    qa_curriculum: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if not self.bound_weight:  # runs made before the field existed keep their config
-            del d["bound_weight"]
+        for k in ("bound_weight", "qa_curriculum"):
+            if not d[k]:  # runs made before the field existed keep their config
+                del d[k]
         return d
 
 
@@ -180,6 +187,37 @@ def _batches(n: int, batch: int, rng: np.random.Generator) -> Any:
             yield order[s: s + batch]
 
 
+def curriculum_examples(examples: list[qa_data.QAExample]) -> list[qa_data.QAExample]:
+    """The items of the QA curriculum's first steps: all but the relational items that ask
+    for the smaller value (:func:`tas_bench.data.qa.asks_larger` is False)."""
+    from tas_bench.data.qa import asks_larger
+
+    return [e for e in examples if asks_larger(e.question_type, e.question) is not False]
+
+
+class QABatches:
+    """The QA stage's batches: call with the QA step (0, 1, ... in order) to get its examples.
+
+    Drawn without replacement per epoch from a generator seeded by (seed, 2); during the first
+    ``cfg.qa_curriculum`` steps from :func:`curriculum_examples` with its own generator
+    (seed, 3), so a run without the curriculum draws what it drew before the option existed.
+    Calling it for every step from 0 reproduces an uninterrupted run's batches (resume)."""
+
+    def __init__(self, examples: list[qa_data.QAExample], cfg: AssessorTrainConfig) -> None:
+        self.examples = examples
+        self.first = curriculum_examples(examples) if cfg.qa_curriculum else []
+        self.curriculum = cfg.qa_curriculum
+        self._all = _batches(len(examples), min(cfg.batch_size, len(examples)),
+                             np.random.default_rng([cfg.seed, 2]))
+        self._first = _batches(len(self.first), min(cfg.batch_size, max(1, len(self.first))),
+                               np.random.default_rng([cfg.seed, 3]))
+
+    def __call__(self, qa_step: int) -> list[qa_data.QAExample]:
+        if qa_step < self.curriculum and self.first:
+            return [self.first[i] for i in next(self._first)]
+        return [self.examples[i] for i in next(self._all)]
+
+
 def stage_lr_factor(frac: float) -> float:
     """Multiplier of a stage's base lr at ``frac`` (0..1) of the stage: 5 % linear warm-up
     (from 1e-3) times a cosine decay to 0 at the stage's end."""
@@ -218,11 +256,13 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
     single_idx = (np.arange(len(single)) if cfg.bound_weight
                   else torch.nonzero(single).flatten().numpy())
     pre_rng = np.random.default_rng([cfg.seed, 1])
-    qa_rng = np.random.default_rng([cfg.seed, 2])
     pre_it = _batches(len(single_idx), min(cfg.batch_size, max(1, len(single_idx))), pre_rng)
-    qa_it = _batches(len(examples), min(cfg.batch_size, len(examples)), qa_rng)
+    qa_batch = QABatches(examples, cfg)
     for s in range(start_step):  # fast-forward the batch streams
-        next(pre_it if s < cfg.pretrain_steps else qa_it)
+        if s < cfg.pretrain_steps:
+            next(pre_it)
+        else:
+            qa_batch(s - cfg.pretrain_steps)
     cur_stage = None
     while step < total:
         stage = stage_of(step)
@@ -246,7 +286,7 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
             x, tgt = pretraining_batch(feats, geo, bidx, cfg, step)
             loss, parts = pretraining_step_loss(a, x, tgt, single[bidx], cfg)
         else:
-            ex = [examples[i] for i in next(qa_it)]
+            ex = qa_batch(step - cfg.pretrain_steps)
             idx = torch.tensor([e.clip for e in ex])
             if cfg.qa_train_encoder:
                 tokens = a.encoder.forward_features(feats[idx].float())
@@ -325,7 +365,7 @@ RESUMABLE = {"qa_steps", "checkpoint_every", "val_every", "val_items", "torch_th
              "progress"}
 _FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", "weight_decay",
            "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
-           "mirror_augment", "qa_train_encoder", "cls_weight", "bound_weight",
+           "mirror_augment", "qa_train_encoder", "cls_weight", "bound_weight", "qa_curriculum",
            "checkpoint_every", "val_every", "val_items", "torch_threads"}
 
 
@@ -356,10 +396,11 @@ def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any =
     if cfg["preset"] not in ("cpu", "paper"):
         raise TasBenchError(f"unknown preset {cfg['preset']!r} (cpu | paper)", field="--preset")
     for k in ("pretrain_steps", "qa_steps", "batch_size", "checkpoint_every", "val_every",
-              "val_items", "max_new_tokens"):
-        v = cfg[k]
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k.endswith("steps") else 1):
-            raise TasBenchError(f"expected a {'non-negative' if k.endswith('steps') else 'positive'}"
+              "val_items", "max_new_tokens", "qa_curriculum"):
+        v = cfg.get(k, 0)
+        nonneg = k.endswith("steps") or k == "qa_curriculum"
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if nonneg else 1):
+            raise TasBenchError(f"expected a {'non-negative' if nonneg else 'positive'}"
                                 f" integer, got {v!r}", field=k)
     if cfg["llm_path"] is not None:
         cfg["llm_path"] = str(Path(cfg["llm_path"]).resolve())
@@ -376,7 +417,8 @@ def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
         encoder_overrides=dict(cfg["encoder_overrides"]), max_new_tokens=cfg["max_new_tokens"],
         mirror_augment=bool(cfg["mirror_augment"]), qa_train_encoder=bool(cfg["qa_train_encoder"]),
         cls_weight=None if cfg.get("cls_weight") is None else float(cfg["cls_weight"]),
-        bound_weight=float(cfg.get("bound_weight") or 0.0))
+        bound_weight=float(cfg.get("bound_weight") or 0.0),
+        qa_curriculum=int(cfg.get("qa_curriculum") or 0))
 
 
 def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],

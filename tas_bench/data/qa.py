@@ -284,6 +284,33 @@ def _expected(qtype: str, fields: dict[str, str], sources: Sequence[Source]) -> 
     return format_distance(pair_distance(sources[ia], sources[ib]))
 
 
+def asks_larger(question_type: str, question: str) -> bool | None:
+    """Whether a relational question asks for the larger value on its axis (further front,
+    left, higher, farther from the listener: "Is the dog to the left of the bell?", "Which
+    sound is higher, ...?") - True - or the smaller one - False; None for a question without
+    a relation word (DOA, distances, "how far apart") or one no phrasing matches.
+
+    The answer of a relational item is its geometry's comparison flipped by this word; a
+    language model trained from scratch learns the comparison on the True items alone far
+    sooner than on all of them (the flip makes every single cue uninformative), which is what
+    the assessor's QA curriculum (``qa_curriculum``) uses."""
+    text = " ".join(question.split())
+    for rx in _Q_REGEXES.get(question_type, []):
+        m = rx.fullmatch(text)
+        if m is None:
+            continue
+        fields = m.groupdict()
+        if fields.get("rel"):
+            rel = fields["rel"].lower()
+            if question_type == "MIXUP_DIRECTION" and rel in _REL_TO_TYPE:
+                return rel == RELATION_WORDS[_REL_TO_TYPE[rel]][0]
+            if question_type == "MIXUP_DISTANCE_BOTH" and rel in _G_TO_REL:
+                return _G_TO_REL[rel] == "farther"
+        if fields.get("side"):
+            return SIDE_PHRASES[fields["side"].lower()][1]
+    return None
+
+
 def check_qa(item: QAItem, sources: Sequence[Source]) -> list[str]:
     """Problems with ``item`` (empty = consistent): re-reads the question and recomputes the
     answer from ``sources``. Also checks that the category matches the question type."""
