@@ -170,7 +170,8 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
         layers: int | None = None, extra_pairs: int = 0, cartesian: bool = False,
         train_types: list[str] | None = None, position_unit: float = 10.0,
         weight_decay: float = 0.01, text_labels: bool = False,
-        curriculum_steps: int = 0) -> dict[str, Any]:
+        curriculum_steps: int = 0, curriculum_types: list[str] | None = None
+        ) -> dict[str, Any]:
     """Train the oracle-slot language model and score it (see module doc); ``hidden`` /
     ``layers`` replace the assessor's LM width (heads of 32 dims, MLP 2.6875x as the cpu
     preset's 128 / 344) and depth; ``extra_pairs`` adds that many :func:`recombined_pairs`
@@ -179,7 +180,8 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
     is the unit (metres) of those positions; ``weight_decay`` AdamW's; ``text_labels`` makes
     each slot's label vector the mean input embedding of the label's words
     (:class:`OracleSlots`); for the first ``curriculum_steps`` steps the relational items
-    that ask for the smaller value are left out (:func:`tas_bench.data.qa.asks_larger`)."""
+    that ask for the smaller value are left out (:func:`tas_bench.data.qa.asks_larger`) and,
+    with ``curriculum_types``, only the items of those question types are drawn."""
     import numpy as np
     import torch
     from transformers import LlamaForCausalLM
@@ -229,6 +231,11 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
             raise TasBenchError(f"no training items of the types {train_types}",
                                 field="--train-types")
     first = curriculum_examples(examples)
+    if curriculum_types:
+        first = [e for e in first if e.question_type in set(curriculum_types)]
+        if not first:
+            raise TasBenchError(f"no training items of the types {curriculum_types}",
+                                field="--curriculum-types")
     params = [*model.llm.parameters(), *slots.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng([seed, 2])
@@ -272,6 +279,7 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
             "extra_pairs": extra_pairs, "cartesian": cartesian,
             "position_unit": position_unit if cartesian else None, "weight_decay": weight_decay,
             "text_labels": text_labels, "curriculum_steps": curriculum_steps,
+            "curriculum_types": sorted(curriculum_types) if curriculum_types else None,
             "train_types": sorted(train_types) if train_types else None,
             "train_items": len(examples),
             "final_loss": float(np.mean(losses[-100:])),
@@ -304,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="each slot's label vector = the mean input embedding of its words")
     ap.add_argument("--curriculum-steps", type=int, default=0,
                     help="leave out the items asking for the smaller value for this many steps")
+    ap.add_argument("--curriculum-types", nargs="+", metavar="QUESTION_TYPE",
+                    help="during the curriculum steps draw only items of these types")
     ap.add_argument("--train-types", nargs="+", metavar="QUESTION_TYPE",
                     help="train on the items of these question types only")
     a = ap.parse_args(argv)
@@ -319,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                                 field="--curriculum-steps")
         report = run(a.train, a.test, a.assessor, a.steps, a.batch_size, a.lr, a.seed, a.threads,
                      a.hidden, a.layers, a.extra_pairs, a.cartesian, a.train_types,
-                     a.position_unit, a.weight_decay, a.text_labels, a.curriculum_steps)
+                     a.position_unit, a.weight_decay, a.text_labels, a.curriculum_steps,
+                     a.curriculum_types)
     except TasBenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -93,10 +93,15 @@ def test_oracle_run_end_to_end_is_deterministic(tmp_path: Path, capsys) -> None:
     assert (m["position_unit"], m["text_labels"], m["curriculum_steps"], m["weight_decay"]) == (
         1.0, True, 2, 0.1)
     capsys.readouterr()
-    for bad in (["--position-unit", "0"], ["--curriculum-steps", "-1"]):
+    assert mod.main([*args, "--out", str(tmp_path / "k.json"), "--curriculum-steps", "2",
+                     "--curriculum-types", "DOA"]) == 0
+    assert json.loads((tmp_path / "k.json").read_text())["curriculum_types"] == ["DOA"]
+    capsys.readouterr()
+    for bad in (["--position-unit", "0"], ["--curriculum-steps", "-1"],
+                ["--curriculum-steps", "2", "--curriculum-types", "MIXUP_DIRECTION"]):
         assert mod.main([*args, "--out", str(tmp_path / "x.json"), *bad]) == 2
         err = capsys.readouterr().err
-        assert bad[0] in err and "Traceback" not in err
+        assert bad[-2] in err and "Traceback" not in err
     capsys.readouterr()
     # every tiny source is "noise": no pair of distinct labels to recombine, one message
     assert mod.main([*args, "--out", str(tmp_path / "q.json"), "--extra-pairs", "5"]) == 2
