@@ -230,9 +230,8 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
         if not examples:
             raise TasBenchError(f"no training items of the types {train_types}",
                                 field="--train-types")
-    first = curriculum_examples(examples)
+    first = curriculum_examples(examples, curriculum_types)
     if curriculum_types:
-        first = [e for e in first if e.question_type in set(curriculum_types)]
         if not first:
             raise TasBenchError(f"no training items of the types {curriculum_types}",
                                 field="--curriculum-types")

@@ -49,7 +49,7 @@ def test_train_load_and_answer(tiny_data: Path, tmp_path: Path) -> None:
 def test_resume_after_kill_gives_the_same_weights(tiny_data: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   curriculum: int) -> None:
-    over = {"qa_curriculum": curriculum} if curriculum else {}
+    over = {"qa_curriculum": curriculum, "qa_curriculum_types": ["DOA"]} if curriculum else {}
     _train(tiny_data, tmp_path / "straight", **over)
     with dies_after_first_checkpoint(monkeypatch):
         _train(tiny_data, tmp_path / "killed", **over)
@@ -171,6 +171,11 @@ def test_qa_curriculum_batches() -> None:
     assert set(early) <= {0, 2, 4, 5} and len(early) == 10
     late = {e.clip for s in range(5, 40) for e in b(s)}
     assert late == set(range(6))
+    typed = QABatches(ex, AssessorTrainConfig(batch_size=2, qa_curriculum=4,
+                                              qa_curriculum_types=["MIXUP_NONBINARY_DIRECTION"]))
+    assert {e.clip for s in range(4) for e in typed(s)} == {2}
+    with pytest.raises(TasBenchError, match="no training items"):
+        QABatches(ex[4:], AssessorTrainConfig(qa_curriculum=2, qa_curriculum_types=["MIXUP_DIRECTION"]))
     plain = QABatches(ex, AssessorTrainConfig(batch_size=2))
     old = _batches(6, 2, np.random.default_rng([0, 2]))
     assert all([e.clip for e in plain(s)] == list(next(old)) for s in range(10))
@@ -185,3 +190,9 @@ def test_qa_curriculum_config() -> None:
     for bad in (-1, 1.5, True):
         with pytest.raises(TasBenchError, match="qa_curriculum"):
             resolve_assessor_config({"qa_curriculum": bad})
+    assert "qa_curriculum_types" not in AssessorTrainConfig().to_dict()
+    t = ["MIXUP_DIRECTION", "MIXUP_NONBINARY_DIRECTION"]
+    assert resolve_assessor_config({"qa_curriculum_types": t})["qa_curriculum_types"] == t
+    for bad_t in ("MIXUP_DIRECTION", ["LEFTNESS"], [1]):
+        with pytest.raises(TasBenchError, match="qa_curriculum_types"):
+            resolve_assessor_config({"qa_curriculum_types": bad_t})

@@ -41,6 +41,7 @@ from evaluators.spatial_qa.llm import (
     train_qa_tokenizer,
 )
 from evaluators.spatial_qa.projector import QFormerProjector
+from tas_bench.data.qa import QUESTION_TYPES
 from tas_bench.runtime.errors import TasBenchError
 
 
@@ -81,10 +82,14 @@ class AssessorTrainConfig:
     #: the flip by the relation word after (measured with oracle slots: without it the scratch
     #: LM stays at the Direction prior)
     qa_curriculum: int = 0
+    #: question types the curriculum steps draw from (empty: every type). Measured with oracle
+    #: slots: only a stage on the Direction types alone (MIXUP_DIRECTION,
+    #: MIXUP_NONBINARY_DIRECTION) lifted Direction in the full mix
+    qa_curriculum_types: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("bound_weight", "qa_curriculum"):
+        for k in ("bound_weight", "qa_curriculum", "qa_curriculum_types"):
             if not d[k]:  # runs made before the field existed keep their config
                 del d[k]
         return d
@@ -187,12 +192,15 @@ def _batches(n: int, batch: int, rng: np.random.Generator) -> Any:
             yield order[s: s + batch]
 
 
-def curriculum_examples(examples: list[qa_data.QAExample]) -> list[qa_data.QAExample]:
+def curriculum_examples(examples: list[qa_data.QAExample], types: list[str] | None = None
+                        ) -> list[qa_data.QAExample]:
     """The items of the QA curriculum's first steps: all but the relational items that ask
-    for the smaller value (:func:`tas_bench.data.qa.asks_larger` is False)."""
+    for the smaller value (:func:`tas_bench.data.qa.asks_larger` is False), and with
+    ``types`` only those of these question types."""
     from tas_bench.data.qa import asks_larger
 
-    return [e for e in examples if asks_larger(e.question_type, e.question) is not False]
+    return [e for e in examples if asks_larger(e.question_type, e.question) is not False
+            and (not types or e.question_type in types)]
 
 
 class QABatches:
@@ -205,7 +213,11 @@ class QABatches:
 
     def __init__(self, examples: list[qa_data.QAExample], cfg: AssessorTrainConfig) -> None:
         self.examples = examples
-        self.first = curriculum_examples(examples) if cfg.qa_curriculum else []
+        self.first = (curriculum_examples(examples, cfg.qa_curriculum_types)
+                      if cfg.qa_curriculum else [])
+        if cfg.qa_curriculum and not self.first:
+            raise TasBenchError("the QA curriculum has no training items (types "
+                                f"{cfg.qa_curriculum_types or 'all'})", field="qa_curriculum_types")
         self.curriculum = cfg.qa_curriculum
         self._all = _batches(len(examples), min(cfg.batch_size, len(examples)),
                              np.random.default_rng([cfg.seed, 2]))
@@ -213,7 +225,7 @@ class QABatches:
                                np.random.default_rng([cfg.seed, 3]))
 
     def __call__(self, qa_step: int) -> list[qa_data.QAExample]:
-        if qa_step < self.curriculum and self.first:
+        if qa_step < self.curriculum:
             return [self.first[i] for i in next(self._first)]
         return [self.examples[i] for i in next(self._all)]
 
@@ -366,7 +378,7 @@ RESUMABLE = {"qa_steps", "checkpoint_every", "val_every", "val_items", "torch_th
 _FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", "weight_decay",
            "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
            "mirror_augment", "qa_train_encoder", "cls_weight", "bound_weight", "qa_curriculum",
-           "checkpoint_every", "val_every", "val_items", "torch_threads"}
+           "qa_curriculum_types", "checkpoint_every", "val_every", "val_items", "torch_threads"}
 
 
 def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any = None
@@ -402,6 +414,10 @@ def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any =
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if nonneg else 1):
             raise TasBenchError(f"expected a {'non-negative' if nonneg else 'positive'}"
                                 f" integer, got {v!r}", field=k)
+    types = cfg.get("qa_curriculum_types", [])
+    if not isinstance(types, list) or any(t not in QUESTION_TYPES for t in types):
+        raise TasBenchError(f"expected a list of question types out of {sorted(QUESTION_TYPES)}, "
+                            f"got {types!r}", field="qa_curriculum_types")
     if cfg["llm_path"] is not None:
         cfg["llm_path"] = str(Path(cfg["llm_path"]).resolve())
     return cfg
@@ -418,7 +434,8 @@ def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
         mirror_augment=bool(cfg["mirror_augment"]), qa_train_encoder=bool(cfg["qa_train_encoder"]),
         cls_weight=None if cfg.get("cls_weight") is None else float(cfg["cls_weight"]),
         bound_weight=float(cfg.get("bound_weight") or 0.0),
-        qa_curriculum=int(cfg.get("qa_curriculum") or 0))
+        qa_curriculum=int(cfg.get("qa_curriculum") or 0),
+        qa_curriculum_types=list(cfg.get("qa_curriculum_types") or []))
 
 
 def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],
