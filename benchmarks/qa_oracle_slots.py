@@ -231,10 +231,9 @@ def run(train: Path, test: Path, assessor: str, steps: int, batch_size: int, lr:
             raise TasBenchError(f"no training items of the types {train_types}",
                                 field="--train-types")
     first = curriculum_examples(examples, curriculum_types)
-    if curriculum_types:
-        if not first:
-            raise TasBenchError(f"no training items of the types {curriculum_types}",
-                                field="--curriculum-types")
+    if curriculum_types and not first:
+        raise TasBenchError(f"no training items of the types {curriculum_types}",
+                            field="--curriculum-types")
     params = [*model.llm.parameters(), *slots.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng([seed, 2])

@@ -41,7 +41,7 @@ from evaluators.spatial_qa.llm import (
     train_qa_tokenizer,
 )
 from evaluators.spatial_qa.projector import QFormerProjector
-from tas_bench.data.qa import QUESTION_TYPES
+from tas_bench.data.qa import QUESTION_TYPES, asks_larger
 from tas_bench.runtime.errors import TasBenchError
 
 
@@ -197,8 +197,6 @@ def curriculum_examples(examples: list[qa_data.QAExample], types: list[str] | No
     """The items of the QA curriculum's first steps: all but the relational items that ask
     for the smaller value (:func:`tas_bench.data.qa.asks_larger` is False), and with
     ``types`` only those of these question types."""
-    from tas_bench.data.qa import asks_larger
-
     return [e for e in examples if asks_larger(e.question_type, e.question) is not False
             and (not types or e.question_type in types)]
 

@@ -245,6 +245,17 @@ def _find(label: str, sources: Sequence[Source]) -> int | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def _asked_relation(qtype: str, rel: str) -> tuple[str, str] | None:
+    """(relation type, asked relation) of a yes/no question's relation phrase ``rel`` (lower
+    case): the phrase itself for D/E/F, "closer"/"farther" for G; None if the phrase does not
+    belong to ``qtype``."""
+    if qtype == "MIXUP_DIRECTION" and rel in _REL_TO_TYPE:
+        return _REL_TO_TYPE[rel], rel
+    if qtype == "MIXUP_DISTANCE_BOTH" and rel in _G_TO_REL:
+        return "G", _G_TO_REL[rel]
+    return None
+
+
 def _expected(qtype: str, fields: dict[str, str], sources: Sequence[Source]) -> str | list[str]:
     """The answer the geometry gives to one reading of a question, or a list of problems."""
     if "s" in fields:
@@ -259,12 +270,10 @@ def _expected(qtype: str, fields: dict[str, str], sources: Sequence[Source]) -> 
                 "sources' labels"]
     if "rel" in fields:
         rel = fields["rel"].lower()
-        if qtype == "MIXUP_DIRECTION" and rel in _REL_TO_TYPE:
-            rtype, asked = _REL_TO_TYPE[rel], rel
-        elif qtype == "MIXUP_DISTANCE_BOTH" and rel in _G_TO_REL:
-            rtype, asked = "G", _G_TO_REL[rel]
-        else:
+        reading = _asked_relation(qtype, rel)
+        if reading is None:
             return [f"relation {rel!r} does not belong to a {qtype} question"]
+        rtype, asked = reading
         if rtype == "F" and is_horizontal(sources):
             return [f"relation {rel!r} is an above/below question about sources of the "
                     "horizontal variant (two direction words)"]
@@ -300,12 +309,10 @@ def asks_larger(question_type: str, question: str) -> bool | None:
         if m is None:
             continue
         fields = m.groupdict()
-        if fields.get("rel"):
-            rel = fields["rel"].lower()
-            if question_type == "MIXUP_DIRECTION" and rel in _REL_TO_TYPE:
-                return rel == RELATION_WORDS[_REL_TO_TYPE[rel]][0]
-            if question_type == "MIXUP_DISTANCE_BOTH" and rel in _G_TO_REL:
-                return _G_TO_REL[rel] == "farther"
+        reading = _asked_relation(question_type, fields["rel"].lower()) if fields.get("rel") else None
+        if reading is not None:
+            rtype, asked = reading
+            return asked == ("farther" if rtype == "G" else RELATION_WORDS[rtype][0])
         if fields.get("side"):
             return SIDE_PHRASES[fields["side"].lower()][1]
     return None
