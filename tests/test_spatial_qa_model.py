@@ -63,6 +63,48 @@ def test_front_end_features_shape_and_ipd_sign() -> None:
     assert float(feats[0, 3, 10:-10, band].mean()) < 0  # sin(IPD) negative
 
 
+def test_clip_level_cues_hand_computed() -> None:
+    """The lr4lt stem's clip-level maps: right = left / 2 gives ILD = ln 4 nats and coherence 1
+    in every band with energy; a silent clip gives 0 and 0; independent noise in the two ears
+    has a low coherence; the maps are constant over the frames."""
+    enc = SpatialAudioEncoder(encoder_config("cpu", stem="lr4lt")).eval()
+    assert enc.front.channels == 6
+    rng = np.random.default_rng(0)
+    left = rng.standard_normal(32000) * 0.1
+    x = torch.tensor(np.stack([np.stack([left, left / 2]),
+                               np.zeros((2, 32000)),
+                               rng.standard_normal((2, 32000)) * 0.1]), dtype=torch.float32)
+    with torch.no_grad():
+        raw = enc.front.raw(x)
+        tokens = enc.forward_features(raw)
+    assert raw.shape == (3, 6, 256, 128) and tokens.shape == (3, 3 + 128, 128)
+    assert torch.equal(raw[:, 4:, :1].expand(-1, -1, 256, -1), raw[:, 4:])
+    assert torch.allclose(raw[0, 4, 0], torch.full((128,), float(np.log(4.0))), atol=1e-3)
+    assert torch.allclose(raw[0, 5, 0], torch.ones(128), atol=1e-3)
+    assert not raw[1, 4:].any()
+    assert float(raw[2, 5, 0].mean()) < 0.2
+
+
+def test_cue_cls_needs_the_clip_level_stem_and_keeps_old_hashes() -> None:
+    """``cue_cls`` is refused without the clip-level maps; configs without the new flags keep
+    the dict (and so the model hash) they had before the flags existed; with it the CLS
+    tokens depend on the clip-level cues."""
+    with pytest.raises(TasBenchError, match="encoder.cue_cls"):
+        encoder_config("cpu", cue_cls=True)
+    assert "cue_cls" not in encoder_config("cpu").to_dict()
+    assert "bound_heads" not in encoder_config("cpu").to_dict()
+    assert encoder_config("cpu", stem="lr4lt", cue_cls=True).to_dict()["cue_cls"] is True
+    torch.manual_seed(0)
+    enc = SpatialAudioEncoder(encoder_config("cpu", stem="lr4lt", cue_cls=True)).eval()
+    raw = enc.front.raw(torch.randn(1, 2, 16000) * 0.1)
+    shifted = raw.clone()
+    shifted[:, 4] += 1.0  # another clip-level ILD, the same per-frame maps
+    with torch.no_grad():
+        a, b = enc.forward_features(raw), enc.forward_features(shifted)
+    assert a.shape == (1, 3 + 128, 128)
+    assert not torch.allclose(a[:, :3], b[:, :3])
+
+
 def test_loudness_normalisation_to_minus_14_dbfs() -> None:
     x = np.random.default_rng(0).standard_normal((2, 1000)) * 0.3
     y = loudness_normalize(x)

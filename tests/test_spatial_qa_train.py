@@ -100,18 +100,23 @@ def test_cli_train_register_and_score_loads_it(tiny_data: Path, tmp_path: Path,
     assert info["sha256"] == json.loads((tmp_path / "run" / "run.json").read_text())["checkpoint_sha256"]
 
 
-def test_mirror_features_swap_the_ears() -> None:
-    """Mirroring the audio (L <-> R) equals mirroring its features."""
+@pytest.mark.parametrize("long_term", [False, True])
+def test_mirror_features_swap_the_ears(long_term: bool) -> None:
+    """Mirroring the audio (L <-> R) equals mirroring its features (with the clip-level ILD
+    and coherence maps too)."""
     from evaluators.spatial_qa.encoder import SpatialFrontEnd
     from evaluators.spatial_qa.train import mirror_features
 
-    front = SpatialFrontEnd(32)
+    front = SpatialFrontEnd(32, long_term=long_term)
     x = torch.randn(2, 2, 4000)
+    x[:, 1] = 0.3 * x[:, 1] + 0.5 * x[:, 0]  # correlated ears: ILD and coherence not trivial
     with torch.no_grad():
         a = mirror_features(front.raw(x))
         b = front.raw(x.flip(1))
+    assert a.shape == b.shape == (2, 6 if long_term else 4, 32, 128)
     assert torch.allclose(a[:, :3], b[:, :3], atol=1e-5)
     assert torch.allclose(a[:, 3], b[:, 3], atol=1e-4)
+    assert torch.allclose(a[:, 4:], b[:, 4:], atol=1e-4)
 
 
 def test_ship_copies_the_llm_folder_and_writes_a_card(tiny_data: Path, tmp_path: Path) -> None:

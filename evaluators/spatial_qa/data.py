@@ -39,19 +39,19 @@ def prepare_audio(x: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def clip_features(front: SpatialFrontEnd, audio: list[np.ndarray], batch: int = 8) -> torch.Tensor:
-    """Raw front-end features (N, 4, frames, 128) of prepared 32 kHz clips (equal lengths per
+    """Raw front-end features (N, C, frames, 128) of prepared 32 kHz clips (equal lengths per
     batch are not required: each clip is transformed alone)."""
     out = []
     with torch.no_grad():
         for x in audio:
             out.append(front.raw(torch.from_numpy(np.ascontiguousarray(x))[None].float())[0])
-    return torch.stack(out) if out else torch.zeros(0, 4, front.frames, 128)
+    return torch.stack(out) if out else torch.zeros(0, front.channels, front.frames, 128)
 
 
 def split_features(front: SpatialFrontEnd, ds: Dataset, clips: list[Clip]) -> torch.Tensor:
-    """Raw front-end features (N, 4, frames, 128) of ``clips``' reference audio, read and
+    """Raw front-end features (N, C, frames, 128) of ``clips``' reference audio, read and
     transformed one clip at a time (memory: the features, never all the audio)."""
-    out = torch.zeros(len(clips), 4, front.frames, 128)
+    out = torch.zeros(len(clips), front.channels, front.frames, 128)
     with torch.no_grad():
         for i, c in enumerate(clips):
             a = read_audio(ds.audio_path(c), channels=2, dtype="float64")

@@ -24,6 +24,19 @@ DoA token stays at chance on left/right (0.51) because the 1250-weighted class t
 tiny L - R contrast in the single fused map; the explicit ILD channel makes the side visible at
 initialisation.
 
+Clip-level cues (``stem="lr4lt"``, an addition to the ``lr4`` stem): two more maps per mel
+band, constant over the frames -- the clip's ILD from the band powers summed over the whole
+clip and its interaural coherence (:func:`clip_level_cues`) -- so conv 7 -> 4. Why: the
+per-frame maps carry the pinna cues that separate front from back and up from down only
+faintly (silent frames add noise to the per-frame ILD, and the frames are subsampled to
+``frames``), and the ``lr4`` encoder's own heads were near chance on them (front/back 62 %,
+up/down 64 % on one-source test clips) while the same clips' clip-level ILD and coherence
+alone, in a linear probe, give the three direction words exactly on 4 of 5 one-source clips
+(``benchmarks/probe_clip_cues.py``). With ``cue_cls`` the 256 clip-level numbers (ILD in nats, coherence in [0, 1]: already of
+order 1, so no normalisation and nothing batch-dependent) go through a 2-layer MLP whose output
+is added to the three CLS tokens before the first block, so the heads reach them without
+going through the patches.
+
 Class-bound heads (``bound_heads``, an addition for two-source clips; off in both presets
 unless the training config asks for them): Spatial-AST's heads describe one source, and its
 pretraining sees one-source clips only, so nothing teaches the encoder which position belongs to
@@ -64,7 +77,9 @@ DISTANCE_STEP = 0.5
 N_AZIMUTH = 360
 N_ELEVATION = 180
 LOSS_WEIGHTS = {"cls": 1250.0, "dist": 1.0, "az": 2.0, "el": 2.0}
-STEMS = ("conv1", "lr4")
+STEMS = ("conv1", "lr4", "lr4lt")
+#: stems whose front end adds the two clip-level maps (module doc, "Clip-level cues")
+LONG_TERM_STEMS = ("lr4lt",)
 #: the direction word of each axis a class-bound direction logit predicts (1 = this word)
 BOUND_WORDS = tuple(axis[0] for axis in DIRECTION_AXES)  # left, front, above
 #: scale of the mel-projected cos / sin IPD maps in the ``lr4`` stem (std ~0.015 -> ~0.75)
@@ -87,6 +102,8 @@ class EncoderConfig:
     stem: str = "conv1"
     #: class-bound geometry heads (not in Spatial-AST; module doc "Class-bound heads")
     bound_heads: bool = False
+    #: the clip-level cues also added to the 3 CLS tokens (``lr4lt`` only; module doc)
+    cue_cls: bool = False
 
     def __post_init__(self) -> None:
         if self.stem not in STEMS:
@@ -100,6 +117,9 @@ class EncoderConfig:
                                 field="encoder.heads")
         if self.n_classes < 1:
             raise TasBenchError("must be >= 1", field="encoder.n_classes")
+        if self.cue_cls and self.stem not in LONG_TERM_STEMS:
+            raise TasBenchError(f"needs a stem with clip-level cues ({list(LONG_TERM_STEMS)}), "
+                                f"not {self.stem!r}", field="encoder.cue_cls")
 
     @property
     def n_patches(self) -> int:
@@ -108,8 +128,9 @@ class EncoderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if not self.bound_heads:  # encoders made before the field existed keep their hash
-            del d["bound_heads"]
+        for flag in ("bound_heads", "cue_cls"):  # encoders made before a flag keep their hash
+            if not d[flag]:
+                del d[flag]
         return d
 
 
@@ -144,18 +165,21 @@ def loudness_normalize(x: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.nd
 
 
 class SpatialFrontEnd(nn.Module):
-    """Binaural (B, 2, N) float at 32 kHz -> (B, 4, frames, 128) features (see module doc)."""
+    """Binaural (B, 2, N) float at 32 kHz -> (B, C, frames, 128) features (see module doc):
+    C = 4, or 6 with ``long_term`` (the clip-level ILD and coherence maps)."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, long_term: bool = False) -> None:
         super().__init__()
         self.frames = frames
+        self.long_term = long_term
+        self.channels = 6 if long_term else 4
         mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
         self.register_buffer("mel", torch.from_numpy(mel.astype(np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.norm = nn.BatchNorm2d(2, affine=False)
 
     def raw(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, 2, N) -> (B, 4, frames, 128) features before the log-mel BatchNorm: a fixed
+        """(B, 2, N) -> (B, C, frames, 128) features before the log-mel BatchNorm: a fixed
         function of the audio, so training can compute it once per clip."""
         b, c, n = wav.shape
         if c != 2:
@@ -171,6 +195,9 @@ class SpatialFrontEnd(nn.Module):
         if feats.shape[2] != self.frames:
             feats = F.interpolate(feats, size=(self.frames, N_MELS), mode="bilinear",
                                   align_corners=False)
+        if self.long_term:
+            lt = clip_level_cues(spec, power, self.mel)  # (B, 2, 128)
+            feats = torch.cat([feats, lt[:, :, None, :].expand(-1, -1, self.frames, -1)], dim=1)
         return feats
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
@@ -179,6 +206,24 @@ class SpatialFrontEnd(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         return self.normalize(self.raw(wav))
+
+
+def clip_level_cues(spec: torch.Tensor, power: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    """Clip-level interaural cues per mel band, (B, 2, n_mels), from the STFT ``spec``
+    (B, 2, T, F) complex and its ``power`` (B, 2, T, F):
+
+    * ILD in nats: ``log(sum_t P_L + eps) - log(sum_t P_R + eps)`` of the mel-band powers
+      summed over the whole clip (an energy-weighted average: frames where the band is silent
+      add nothing), ``eps = 1e-10``;
+    * interaural coherence in [0, 1]: ``sum_f mel_bf |sum_t X_L X_R*| /
+      sqrt(sum_t P_L,b sum_t P_R,b)`` (1 for one dry source, lower with reverberation or
+      several sources; 0 for silence).
+    """
+    p = power.sum(dim=2) @ mel.T  # (B, 2, n_mels)
+    ild = torch.log(p[:, 0] + 1e-10) - torch.log(p[:, 1] + 1e-10)
+    cross = (spec[:, 0] * spec[:, 1].conj()).sum(dim=1).abs()  # (B, F)
+    coh = (cross @ mel.T) / torch.sqrt(p[:, 0] * p[:, 1] + 1e-20)
+    return torch.stack([ild, coh.clamp(0.0, 1.0)], dim=1)
 
 
 class _Block(nn.Module):
@@ -204,12 +249,14 @@ class SpatialAudioEncoder(nn.Module):
         super().__init__()
         self.config = config
         d = config.dim
-        self.front = SpatialFrontEnd(config.frames)
-        c_in, c_stem = (4, 1) if config.stem == "conv1" else (5, 4)
+        self.front = SpatialFrontEnd(config.frames, long_term=config.stem in LONG_TERM_STEMS)
+        c_in, c_stem = {"conv1": (4, 1), "lr4": (5, 4), "lr4lt": (7, 4)}[config.stem]
         self.conv = nn.Sequential(nn.Conv2d(c_in, c_stem, 3, padding=1), nn.BatchNorm2d(c_stem),
                                   nn.GELU())
         self.patch = nn.Conv2d(c_stem, d, kernel_size=PATCH, stride=PATCH)
         self.cls = nn.Parameter(torch.zeros(1, 3, d))
+        if config.cue_cls:  # clip-level ILD + coherence (2 x 128) -> one vector per CLS token
+            self.cue = nn.Sequential(nn.Linear(2 * N_MELS, d), nn.GELU(), nn.Linear(d, 3 * d))
         self.pos = nn.Parameter(torch.zeros(1, 3 + config.n_patches, d))
         nn.init.trunc_normal_(self.cls, std=0.02)
         nn.init.trunc_normal_(self.pos, std=0.02)
@@ -229,13 +276,17 @@ class SpatialAudioEncoder(nn.Module):
         return self.forward_features(self.front.raw(wav))
 
     def forward_features(self, raw: torch.Tensor) -> torch.Tensor:
-        """Like :meth:`forward`, from :meth:`SpatialFrontEnd.raw` features (B, 4, frames, 128)."""
+        """Like :meth:`forward`, from :meth:`SpatialFrontEnd.raw` features (B, C, frames, 128)."""
         x = self.front.normalize(raw)
-        if self.config.stem == "lr4":
-            x = torch.cat([x[:, :2], raw[:, :1] - raw[:, 1:2], IPD_SCALE * x[:, 2:]], dim=1)
+        if self.config.stem != "conv1":  # lr4 maps, then (lr4lt) the clip-level ILD, coherence
+            x = torch.cat([x[:, :2], raw[:, :1] - raw[:, 1:2], IPD_SCALE * x[:, 2:4], x[:, 4:]],
+                          dim=1)
         x = self.conv(x)
         x = self.patch(x).flatten(2).transpose(1, 2)  # (B, n_patches, d)
-        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        cls = self.cls.expand(x.shape[0], -1, -1)
+        if self.config.cue_cls:
+            cls = cls + self.cue(raw[:, 4:6, 0].flatten(1)).view(-1, 3, self.config.dim)
+        x = torch.cat([cls, x], dim=1) + self.pos
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x)

@@ -134,9 +134,13 @@ def pretraining_cls_weight(cfg: AssessorTrainConfig) -> float:
 
 
 def mirror_features(x: torch.Tensor) -> torch.Tensor:
-    """Front-end features (B, 4, T, 128) of the same clips with the ears swapped: log-mel L and
-    R exchanged, cos IPD kept, sin IPD negated (IPD = angle R - angle L changes sign)."""
-    return torch.stack([x[:, 1], x[:, 0], x[:, 2], -x[:, 3]], dim=1)
+    """Front-end features (B, C, T, 128) of the same clips with the ears swapped: log-mel L and
+    R exchanged, cos IPD kept, sin IPD negated (IPD = angle R - angle L changes sign); with the
+    clip-level maps (C = 6) the ILD negated and the coherence kept."""
+    maps = [x[:, 1], x[:, 0], x[:, 2], -x[:, 3]]
+    if x.shape[1] == 6:
+        maps += [-x[:, 4], x[:, 5]]
+    return torch.stack(maps, dim=1)
 
 
 def pretraining_batch(feats: torch.Tensor, geo: dict[str, torch.Tensor], idx: np.ndarray,
@@ -472,7 +476,6 @@ def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = Non
         load_trainable_state,
         trainable_state,
     )
-    from evaluators.spatial_qa.encoder import SpatialFrontEnd
     from tas_bench.data.manifest import dataset_fingerprint, load_dataset
     from tas_bench.runtime.fileio import sha256_file, stable_hash
     from tas_bench.runtime.runs import (
@@ -512,7 +515,7 @@ def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = Non
     model_hash = stable_hash(structure)
     meta = {"kind": KIND, "model_hash": model_hash, "assessor": json.dumps(structure, sort_keys=True)}
 
-    front = SpatialFrontEnd(a.encoder.config.frames)
+    front = a.encoder.front
     feats = qa_data.split_features(front, ds, train_clips)
     geo = qa_data.geometry_labels(train_clips, labels)
     single = torch.tensor([len(c.sources) == 1 for c in train_clips])
