@@ -1,0 +1,115 @@
+"""What does a spatial-QA assessor's encoder perceive? Its geometry heads scored on test splits.
+
+    python benchmarks/assessor_heads.py --assessor RUN_OR_NAME --data TEST [TEST ...] --out FILE.json
+        [--threads 1]
+
+For every test split (reference audio): on the one-source clips, the one-source heads'
+direction words (left from the sign of sin(azimuth), front from cos(azimuth), above from the
+elevation, each scored where the source has that word; ``words``: all of them right) and
+their distance within 0.5 m; with class-bound heads (``bound_weight``), the same per source
+for the one-source and for the two-source clips (``bound_accuracy`` of
+``evaluators.spatial_qa.train``). These are the encoder's share of the DOA and DE questions:
+the language model can only pass on what the heads' tokens hold. Written to ``--out`` (JSON) and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def one_source_words(heads: dict[str, Any], clips: list[Any]) -> dict[str, float]:
+    """Accuracy of the one-source heads' direction words and distance (within 0.5 m) over
+    ``clips`` (one-source clips, rows of ``heads`` in the same order)."""
+    import numpy as np
+
+    from evaluators.spatial_qa.encoder import DISTANCE_STEP
+
+    az = heads["az"].argmax(-1).tolist()
+    el = (heads["el"].argmax(-1).float() - 90.0 + 0.5).tolist()
+    dist = (heads["dist"].argmax(-1).float() * DISTANCE_STEP).tolist()
+    ok: dict[str, list[bool]] = {"left": [], "front": [], "above": [], "words": [],
+                                 "dist_within_0.5": []}
+    for i, c in enumerate(clips):
+        s = c.sources[0]
+        words = set(s.direction)
+        pred = {"left": math.sin(math.radians(az[i])) > 0,
+                "front": math.cos(math.radians(az[i])) > 0, "above": el[i] > 0}
+        good = []
+        for w, other in (("left", "right"), ("front", "behind"), ("above", "below")):
+            if words & {w, other}:
+                ok[w].append(pred[w] == (w in words))
+                good.append(ok[w][-1])
+        ok["words"].append(all(good))
+        ok["dist_within_0.5"].append(abs(dist[i] - s.distance) <= 0.5 + 1e-9)
+    return {k: float(np.mean(v)) if v else math.nan for k, v in ok.items()}
+
+
+def head_report(loaded: Any, root: Path) -> dict[str, Any]:
+    """The heads' accuracies on ``root``'s test split (see the module doc)."""
+    import torch
+
+    from evaluators.spatial_qa import data as qa_data
+    from evaluators.spatial_qa.train import bound_accuracy
+    from tas_bench.data.manifest import dataset_fingerprint, load_dataset
+
+    enc = loaded.model.encoder.eval()
+    labels = loaded.structure["labels"]
+    ds = load_dataset(root)
+    clips = ds.split("test")
+    feats = qa_data.split_features(enc.front, ds, clips)
+    with torch.no_grad():
+        h = enc.heads(enc.forward_features(feats))
+    geo = qa_data.geometry_labels(clips, labels)
+    one = [i for i, c in enumerate(clips) if len(c.sources) == 1]
+    two = [i for i, c in enumerate(clips) if len(c.sources) == 2]
+    out: dict[str, Any] = {"path": str(root), "fingerprint": dataset_fingerprint(root),
+                           "one_source_clips": len(one), "two_source_clips": len(two),
+                           "one_source_heads": one_source_words({k: v[one] for k, v in h.items()},
+                                                                [clips[i] for i in one])}
+    if "bound_dir" in h:
+        for name, idx in (("bound_heads_one_source", one), ("bound_heads_two_source", two)):
+            out[name] = bound_accuracy({k: v[idx] for k, v in h.items()},
+                                       {k: v[idx] for k, v in geo.items()}) if idx else None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--assessor", required=True, help="assessor run folder or registered name")
+    ap.add_argument("--data", required=True, type=Path, nargs="+", help="datasets with a test split")
+    ap.add_argument("--out", required=True, type=Path, help="JSON report")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    import json
+
+    import torch
+
+    from evaluators.spatial_qa.assessor import load_assessor_run
+    from evaluators.spatial_qa.evaluator import resolve_assessor
+    from tas_bench.runtime.errors import TasBenchError
+
+    torch.set_num_threads(a.threads)
+    try:
+        loaded = load_assessor_run(resolve_assessor(a.assessor))
+        reports = [head_report(loaded, d) for d in a.data]
+    except TasBenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = {"assessor": {"name": loaded.name, "sha256": loaded.checkpoint_sha256,
+                           "encoder": loaded.structure["encoder"]}, "splits": reports}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=1) + "\n")
+    for r in reports:
+        print(r["path"], f"({r['one_source_clips']} one-source, {r['two_source_clips']} two-source clips)")
+        for key in ("one_source_heads", "bound_heads_one_source", "bound_heads_two_source"):
+            if r.get(key):
+                print(f"  {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in r[key].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
