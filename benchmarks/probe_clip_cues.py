@@ -5,9 +5,9 @@ hold? A diagnostic for the spatial-QA encoder (issue: DOA and DE far below targe
         [--threads 1] [--seed 0]
 
 For every one-source clip of ``TRAIN``'s train split and of each ``TEST``'s test split, the
-reference audio goes through the assessor's preparation (32 kHz, -14 dBFS) and
-:func:`evaluators.spatial_qa.encoder.clip_level_cues` (the ``lr4lt`` stem's clip-level ILD in
-nats and interaural coherence, 128 mel bands each: 256 numbers per clip). Standardised, they
+reference audio goes through the assessor's preparation (32 kHz, -14 dBFS) and the ``lr4lt``
+front end, whose clip-level maps (:func:`evaluators.spatial_qa.encoder.clip_level_cues`: ILD
+in nats and interaural coherence, 128 mel bands each) give 256 numbers per clip. Standardised, they
 feed a logistic regression and a one-hidden-layer MLP (256 units, scikit-learn, seeded), fitted
 on the train clips and scored on the test clips, for: the three direction words exactly (the
 DOA question), each word alone (left/right, front/back, above/below; horizontal sources have
@@ -36,11 +36,11 @@ def clip_cue_table(root: Path, split: str) -> tuple[Any, list[dict[str, Any]]]:
     import torch
 
     from evaluators.spatial_qa.data import prepare_audio
-    from evaluators.spatial_qa.encoder import SpatialFrontEnd, clip_level_cues
+    from evaluators.spatial_qa.encoder import SpatialFrontEnd
     from tas_bench.data.manifest import load_dataset
     from tas_bench.runtime.audio_io import read_audio
 
-    front = SpatialFrontEnd(16)
+    front = SpatialFrontEnd(16, long_term=True)
     ds = load_dataset(root)
     rows, labels = [], []
     for c in ds.split(split):
@@ -48,10 +48,8 @@ def clip_cue_table(root: Path, split: str) -> tuple[Any, list[dict[str, Any]]]:
             continue
         a = read_audio(ds.audio_path(c), channels=2, dtype="float64")
         w = torch.from_numpy(np.ascontiguousarray(prepare_audio(a.samples, a.sample_rate)))
-        spec = torch.stft(w.float(), 1024, 320, window=front.window, center=True,
-                          return_complex=True).transpose(-1, -2)[None]
-        power = spec.real.square() + spec.imag.square()
-        rows.append(clip_level_cues(spec, power, front.mel)[0].flatten().numpy())
+        with torch.no_grad():  # the clip-level maps are constant over the frames: take frame 0
+            rows.append(front.raw(w[None].float())[0, 4:6, 0].flatten().numpy())
         s = c.sources[0]
         d = set(s.direction)
         labels.append({"words": ", ".join(s.direction), "distance": float(s.distance),

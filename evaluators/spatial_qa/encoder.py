@@ -32,11 +32,11 @@ faintly (silent frames add noise to the per-frame ILD, and the frames are subsam
 ``frames``): the ``lr4`` encoder's heads got the three direction words of 48.5 % of 200
 one-source test clips (front/back 69.5 %, up/down 71.5 %), while the same clips' clip-level ILD
 and coherence alone, in a logistic regression, give them for 79 % of 1050 such clips
-(``benchmarks/probe_clip_cues.py``). With ``cue_cls`` the heads reach 82.5 % (the shipped
-assessor's README). With ``cue_cls`` the 256 clip-level numbers (ILD in nats, coherence in [0, 1]: already of
+(``benchmarks/probe_clip_cues.py``). With ``cue_cls`` the 256 clip-level numbers (ILD in nats, coherence in [0, 1]: already of
 order 1, so no normalisation and nothing batch-dependent) go through a 2-layer MLP whose output
 is added to the three CLS tokens before the first block, so the heads reach them without
-going through the patches.
+going through the patches; the heads then get the three words of 82.5 % of those clips (the
+shipped assessor's README).
 
 Class-bound heads (``bound_heads``, an addition for two-source clips; off in both presets
 unless the training config asks for them): Spatial-AST's heads describe one source, and its
