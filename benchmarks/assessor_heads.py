@@ -4,8 +4,8 @@
         [--threads 1]
 
 For every test split (reference audio): on the one-source clips, the one-source heads'
-direction words (left from the sign of sin(azimuth), front from cos(azimuth), above from the
-elevation, each scored where the source has that word; ``words``: all of them right) and
+direction words (``tas_bench.data.geometry.direction_words`` of the argmax azimuth and
+elevation bins, each word scored where the source has that axis; ``words``: all of them right) and
 their distance within 0.5 m; with class-bound heads (``bound_weight``), the same per source
 for the one-source and for the two-source clips (``bound_accuracy`` of
 ``evaluators.spatial_qa.train``). These are the encoder's share of the DOA and DE questions:
@@ -27,8 +27,9 @@ def one_source_words(heads: dict[str, Any], clips: list[Any]) -> dict[str, float
     import numpy as np
 
     from evaluators.spatial_qa.encoder import DISTANCE_STEP
+    from tas_bench.data.geometry import direction_words
 
-    az = heads["az"].argmax(-1).tolist()
+    az = heads["az"].argmax(-1).float().tolist()
     el = (heads["el"].argmax(-1).float() - 90.0 + 0.5).tolist()
     dist = (heads["dist"].argmax(-1).float() * DISTANCE_STEP).tolist()
     ok: dict[str, list[bool]] = {"left": [], "front": [], "above": [], "words": [],
@@ -36,8 +37,8 @@ def one_source_words(heads: dict[str, Any], clips: list[Any]) -> dict[str, float
     for i, c in enumerate(clips):
         s = c.sources[0]
         words = set(s.direction)
-        pred = {"left": math.sin(math.radians(az[i])) > 0,
-                "front": math.cos(math.radians(az[i])) > 0, "above": el[i] > 0}
+        predicted = set(direction_words(az[i], el[i]))
+        pred = {w: w in predicted for w in ("left", "front", "above")}
         good = []
         for w, other in (("left", "right"), ("front", "behind"), ("above", "below")):
             if words & {w, other}:
