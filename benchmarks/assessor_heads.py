@@ -9,7 +9,16 @@ elevation bins, each word scored where the source has that axis; ``words``: all 
 their distance within 0.5 m; with class-bound heads (``bound_weight``), the same per source
 for the one-source and for the two-source clips (``bound_accuracy`` of
 ``evaluators.spatial_qa.train``). These are the encoder's share of the DOA and DE questions:
-the language model can only pass on what the heads' tokens hold. Written to ``--out`` (JSON) and printed.
+the language model can only pass on what the heads' tokens hold.
+
+With class-bound heads also ``bound_relations``: the Direction and Distance items of the
+two-source clips answered by reading the class-bound heads directly -- the two named classes'
+left / front / above logits or expected distances compared, the relation word applied
+(:class:`tas_bench.data.qa.RelationReading`) -- and scored as the evaluator scores; per
+category and per axis (D front/back, E left/right, F above/below, G distance). That is what a
+language model reading the heads' relations without error would get (the "how far apart" items
+and items naming a label the assessor never saw are counted as ``skipped``). Written to
+``--out`` (JSON) and printed.
 """
 
 from __future__ import annotations
@@ -49,6 +58,38 @@ def one_source_words(heads: dict[str, Any], clips: list[Any]) -> dict[str, float
     return {k: float(np.mean(v)) if v else math.nan for k, v in ok.items()}
 
 
+def bound_relations(heads: dict[str, Any], clips: list[Any], labels: list[str]) -> dict[str, Any]:
+    """Accuracy of the relational items of ``clips`` answered from the class-bound heads
+    (rows of ``heads`` in the order of ``clips``; see the module doc)."""
+    import numpy as np
+
+    from evaluators.spatial_qa.projector import bound_geometry
+    from tas_bench.data.qa import answer_correct, relation_readings
+
+    geo = bound_geometry(heads)  # left, front, above logits; expected distance / 10 m
+    axis = {"E": 0, "D": 1, "F": 2, "G": 3}
+    index = {lab: i for i, lab in enumerate(labels)}
+    hits: dict[str, list[bool]] = {}
+    skipped = 0
+    for row, clip in enumerate(clips):
+        for item in clip.qa:
+            if item.category not in ("Direction", "Distance"):
+                continue
+            known = [r for r in relation_readings(item.question_type, item.question)
+                     if r.a.strip() in index and r.b.strip() in index]
+            if not known:
+                skipped += 1
+                continue
+            r = known[0]
+            va = float(geo[row, index[r.a.strip()], axis[r.rtype]])
+            vb = float(geo[row, index[r.b.strip()], axis[r.rtype]])
+            ok = answer_correct(item.category, item.question_type, r.answer(va > vb), item.answer)
+            hits.setdefault(item.category, []).append(ok)
+            hits.setdefault(f"axis_{r.rtype}", []).append(ok)
+    return {**{k: {"accuracy": float(np.mean(v)), "items": len(v)} for k, v in sorted(hits.items())},
+            "skipped": skipped}
+
+
 def head_report(loaded: Any, root: Path) -> dict[str, Any]:
     """The heads' accuracies on ``root``'s test split (see the module doc)."""
     import torch
@@ -75,6 +116,9 @@ def head_report(loaded: Any, root: Path) -> dict[str, Any]:
         for name, idx in (("bound_heads_one_source", one), ("bound_heads_two_source", two)):
             out[name] = bound_accuracy({k: v[idx] for k, v in h.items()},
                                        {k: v[idx] for k, v in geo.items()}) if idx else None
+        if two:
+            out["bound_relations"] = bound_relations({k: v[two] for k, v in h.items()},
+                                                     [clips[i] for i in two], labels)
     return out
 
 
@@ -109,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("one_source_heads", "bound_heads_one_source", "bound_heads_two_source"):
             if r.get(key):
                 print(f"  {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in r[key].items()))
+        if r.get("bound_relations"):
+            print("  bound_relations: " + ", ".join(
+                f"{k} {v['accuracy']:.3f} ({v['items']})" if isinstance(v, dict) else f"{k} {v}"
+                for k, v in r["bound_relations"].items()))
     return 0
 
 

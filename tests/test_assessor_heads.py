@@ -46,3 +46,32 @@ def test_assessor_heads_script(tmp_path: Path, capsys) -> None:
     assert mod.main(["--assessor", str(tmp_path / "nowhere"), *args[2:],
                      "--out", str(tmp_path / "b.json")]) == 2
     assert "error:" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+
+
+def test_bound_relations_by_hand() -> None:
+    """Relational items answered from the class-bound heads: dog (class 0) left logit 2,
+    bell (class 1) -1, so the dog is to the left; distances 2 m and 5 m, so the dog is
+    closer; a label outside the vocabulary and a "how far apart" item are skipped."""
+    from tas_bench.data.manifest import QAItem
+
+    mod = load_benchmark("assessor_heads")
+    dist = torch.full((1, 2, 21), -1e4)
+    dist[0, 0, 4] = dist[0, 1, 10] = 0.0
+    heads = {"bound_dir": torch.tensor([[[2.0, 0.5, 0.0], [-1.0, 1.0, 0.0]]]), "bound_dist": dist}
+    qa = [QAItem("Is the dog to the left of the bell?", "Yes", "Direction", "MIXUP_DIRECTION"),
+          QAItem("Is the sound of bell to the left of the sound of dog?", "Yes", "Direction",
+                 "MIXUP_DIRECTION"),  # wrong reading: the bell is to the right
+          QAItem("Which sound is further to the front, the dog or the bell?", "bell", "Direction",
+                 "MIXUP_NONBINARY_DIRECTION"),
+          QAItem("Which sound is closer to the listener, the bell or the dog?", "dog", "Distance",
+                 "MIXUP_NONBINARY_DISTANCE"),
+          QAItem("Is the dog farther from the listener than the bell?", "Yes", "Distance",
+                 "MIXUP_DISTANCE_BOTH"),  # wrong: the dog is closer
+          QAItem("How far apart are the dog and the bell?", "3m", "Distance",
+                 "MIXUP_NONBINARY_DISTANCE"),
+          QAItem("Is the cat to the left of the bell?", "Yes", "Direction", "MIXUP_DIRECTION")]
+    r = mod.bound_relations(heads, [SimpleNamespace(qa=qa)], ["dog", "bell"])
+    assert r["Direction"] == {"accuracy": pytest.approx(2 / 3), "items": 3}
+    assert r["Distance"] == {"accuracy": 0.5, "items": 2}
+    assert r["axis_E"] == {"accuracy": 0.5, "items": 2} and r["axis_D"]["accuracy"] == 1.0
+    assert r["skipped"] == 2

@@ -143,6 +143,21 @@ def test_asks_larger_by_hand(qtype: str, question: str, larger: bool | None) -> 
     assert asks_larger(qtype, question) is larger
 
 
+def test_relation_readings_by_hand() -> None:
+    from tas_bench.data.qa import RelationReading, relation_readings
+
+    r = relation_readings("MIXUP_DIRECTION", "Is the sound of dog to the right of the sound of bell?")
+    assert RelationReading("dog", "bell", "E", False, "yes_no") in r
+    assert RelationReading("sound of dog", "sound of bell", "E", False, "yes_no") in r
+    assert r[0].answer(a_larger=True) == "No" and r[0].answer(a_larger=False) == "Yes"
+    (w,) = relation_readings("MIXUP_NONBINARY_DISTANCE",
+                             "Which sound is closer to the listener, the dog or the bell?")
+    assert w == RelationReading("dog", "bell", "G", False, "which")
+    assert w.answer(a_larger=True) == "bell" and w.answer(a_larger=False) == "dog"
+    assert relation_readings("MIXUP_NONBINARY_DISTANCE", "How far apart are the dog and the bell?") == []
+    assert relation_readings("DOA", "In which direction is the dog?") == []
+
+
 def test_normalize_answer() -> None:
     assert normalize_answer("  The Dog. ") == "dog"
     assert normalize_answer("the sound of the church bell") == "church bell"

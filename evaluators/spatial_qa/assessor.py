@@ -12,7 +12,7 @@ the other rows of the batch; at most ``max_new_tokens`` tokens per answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -33,6 +33,28 @@ class ProjectorConfig:
     n_queries: int = 8
     n_layers: int = 1
     heads: int = 4
+    #: two class-bound source slots after the queries (:class:`~evaluators.spatial_qa.projector.
+    #: BoundSourceSlots`); needs an encoder with class-bound heads
+    bound_slots: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not d["bound_slots"]:  # assessors made before the option keep their model hash
+            del d["bound_slots"]
+        return d
+
+
+def build_projector(encoder: SpatialAudioEncoder, llm_width: int, config: ProjectorConfig
+                    ) -> QFormerProjector:
+    """The projector ``config`` describes, from ``encoder``'s width to ``llm_width``."""
+    enc = encoder.config
+    if config.bound_slots and not enc.bound_heads:
+        from tas_bench.runtime.errors import TasBenchError
+
+        raise TasBenchError("bound_slots needs an encoder with class-bound heads (bound_weight > 0)",
+                            field="projector.bound_slots")
+    return QFormerProjector(enc.dim, llm_width, config.n_queries, config.n_layers, config.heads,
+                            bound_classes=enc.n_classes if config.bound_slots else 0)
 
 
 PROJECTOR_PRESETS = {"paper": ProjectorConfig(n_queries=64, n_layers=8, heads=12),
@@ -52,8 +74,18 @@ class SpatialQAAssessor(nn.Module):
 
     # ---- pieces ---------------------------------------------------------------------------
     def audio_embeddings(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, 2, N) audio at 32 kHz -> (B, n_queries, llm_width) audio slots."""
-        return self.projector(self.encoder(wav))
+        """(B, 2, N) audio at 32 kHz -> (B, n_slots, llm_width) audio slots."""
+        return self.slots_from_tokens(self.encoder(wav))
+
+    def slots_from_tokens(self, tokens: torch.Tensor, *, train_heads: bool = True) -> torch.Tensor:
+        """The projector's audio slots (B, n_slots, llm_width) of encoder ``tokens`` (with
+        bound source slots, from the encoder's heads on the same tokens too; without
+        ``train_heads`` no gradient reaches the heads, as for a frozen encoder)."""
+        heads = None
+        if self.projector.bound is not None:
+            with torch.set_grad_enabled(train_heads and torch.is_grad_enabled()):
+                heads = self.encoder.heads(tokens)
+        return self.projector(tokens, heads)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(ids)
@@ -178,9 +210,7 @@ LLM_SUBFOLDER = "llm"
 def assessor_structure(a: SpatialQAAssessor, projector: ProjectorConfig, llm: dict[str, Any],
                        labels: list[str]) -> dict[str, Any]:
     """What decides the shapes of an assessor's tensors (hashed into ``model_hash``)."""
-    from dataclasses import asdict
-
-    return {"encoder": a.encoder.config.to_dict(), "projector": asdict(projector),
+    return {"encoder": a.encoder.config.to_dict(), "projector": projector.to_dict(),
             "llm": llm, "labels": labels}
 
 
@@ -295,9 +325,7 @@ def load_assessor_run(path: Any, *, name: str | None = None, expect_sha256: str 
         llm, tok = load_llm(llm_dir, lora=False)
     enc = SpatialAudioEncoder(enc_cfg)
     width = llm.get_input_embeddings().weight.shape[1]
-    proj = QFormerProjector(enc_cfg.dim, width, proj_cfg.n_queries, proj_cfg.n_layers,
-                            proj_cfg.heads)
-    model = SpatialQAAssessor(enc, proj, llm, tok)
+    model = SpatialQAAssessor(enc, build_projector(enc, width, proj_cfg), llm, tok)
     load_trainable_state(model, md.tensors, external=external, where=md.model_path)
     model.eval().to(device)
     return LoadedAssessor(model, md.config, structure, md.sha256, md.meta["model_hash"],

@@ -26,6 +26,7 @@ from evaluators.spatial_qa.assessor import (
     PROMPT,
     ProjectorConfig,
     SpatialQAAssessor,
+    build_projector,
 )
 from evaluators.spatial_qa.encoder import (
     N_AZIMUTH,
@@ -40,7 +41,6 @@ from evaluators.spatial_qa.llm import (
     new_scratch_llm,
     train_qa_tokenizer,
 )
-from evaluators.spatial_qa.projector import QFormerProjector
 from tas_bench.data.qa import QUESTION_TYPES, asks_larger
 from tas_bench.runtime.errors import TasBenchError
 
@@ -119,9 +119,8 @@ def build_assessor(cfg: AssessorTrainConfig, clips: list[Any], work: Path,
                     "name": llm_path.name}
     width = llm.get_input_embeddings().weight.shape[1]
     pc = cfg.projector or PROJECTOR_PRESETS[cfg.preset]
-    proj = QFormerProjector(enc_cfg.dim, width, pc.n_queries, pc.n_layers, pc.heads)
     enc = SpatialAudioEncoder(enc_cfg)
-    return SpatialQAAssessor(enc, proj, llm, tok), labels, llm_meta
+    return SpatialQAAssessor(enc, build_projector(enc, width, pc), llm, tok), labels, llm_meta
 
 
 #: class-term weight of each preset's pretraining loss when the config does not set one
@@ -308,7 +307,7 @@ def train_assessor(a: SpatialQAAssessor, feats: torch.Tensor, geo: dict[str, tor
                 a.encoder.eval()
                 with torch.no_grad():
                     tokens = a.encoder.forward_features(feats[idx].float())
-            slots = a.projector(tokens)
+            slots = a.slots_from_tokens(tokens, train_heads=cfg.qa_train_encoder)
             loss = a.loss_from_slots(slots, [e.question for e in ex], [e.answer for e in ex])
             parts = {}
         opt.zero_grad(set_to_none=True)
@@ -380,7 +379,8 @@ RESUMABLE = {"qa_steps", "checkpoint_every", "val_every", "val_items", "torch_th
 _FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", "weight_decay",
            "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
            "mirror_augment", "qa_train_encoder", "cls_weight", "bound_weight", "qa_curriculum",
-           "qa_curriculum_types", "checkpoint_every", "val_every", "val_items", "torch_threads"}
+           "qa_curriculum_types", "checkpoint_every", "val_every", "val_items", "torch_threads",
+           "init_encoder"}
 
 
 def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any = None
@@ -422,7 +422,52 @@ def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any =
                             f"got {types!r}", field="qa_curriculum_types")
     if cfg["llm_path"] is not None:
         cfg["llm_path"] = str(Path(cfg["llm_path"]).resolve())
+    if cfg.get("init_encoder") is not None:
+        cfg["init_encoder"] = encoder_source(cfg["init_encoder"])
+    else:
+        cfg.pop("init_encoder", None)  # runs made before the option keep their config
     return cfg
+
+
+def encoder_source(given: Any) -> dict[str, str]:
+    """``init_encoder``: the assessor (run folder, shipped or registered name) whose encoder
+    weights a run starts from, as ``{"source", "path", "sha256"}`` -- the sha256 of its model
+    file, so a resumed run refuses a source that changed since. A resolved dict is re-checked."""
+    from evaluators.spatial_qa.evaluator import resolve_assessor
+    from tas_bench.runtime.fileio import sha256_file
+    from tas_bench.runtime.runs import MODEL_FILE
+
+    name = given["source"] if isinstance(given, dict) else given
+    if not isinstance(name, str) or not name:
+        raise TasBenchError(f"expected an assessor run folder or name, got {given!r}",
+                            field="init_encoder")
+    path = resolve_assessor(name).resolve()
+    model = path / MODEL_FILE
+    if not model.is_file():
+        raise TasBenchError("not a finished assessor run (no model file)", path=model)
+    return {"source": name, "path": str(path), "sha256": sha256_file(model)}
+
+
+def load_encoder_from(a: SpatialQAAssessor, source: dict[str, str], labels: list[str]) -> None:
+    """Copy the encoder weights (heads included) of the assessor ``source``
+    (:func:`encoder_source`) into ``a``; refused unless the encoder config and class labels
+    are the same and the source's model file is the one recorded."""
+    import json
+
+    from evaluators.spatial_qa.assessor import load_assessor_run
+
+    loaded = load_assessor_run(source["path"])
+    if loaded.checkpoint_sha256 != source["sha256"]:
+        raise TasBenchError("the init_encoder assessor changed since this run recorded it "
+                            f"(sha256 {source['sha256'][:12]}…)", path=source["path"])
+    if list(loaded.structure["labels"]) != list(labels):
+        raise TasBenchError("init_encoder was trained on other class labels than this dataset's",
+                            field="init_encoder")
+    if loaded.structure["encoder"] != a.encoder.config.to_dict():
+        raise TasBenchError(f"init_encoder's encoder config {json.dumps(loaded.structure['encoder'], sort_keys=True)} "
+                            f"differs from this run's "
+                            f"{json.dumps(a.encoder.config.to_dict(), sort_keys=True)}", field="init_encoder")
+    a.encoder.load_state_dict(loaded.model.encoder.state_dict())
 
 
 def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
@@ -451,7 +496,8 @@ def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_dat
     with torch.no_grad():
         for s in range(0, len(examples), batch):
             ex = examples[s: s + batch]
-            slots = a.projector(a.encoder.forward_features(feats[torch.tensor([e.clip for e in ex])]))
+            slots = a.slots_from_tokens(
+                a.encoder.forward_features(feats[torch.tensor([e.clip for e in ex])]))
             answers = a.answer_from_slots(slots, [e.question for e in ex],
                                           max_new_tokens=max_new_tokens)
             for e, ans in zip(ex, answers):
@@ -536,6 +582,8 @@ def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = Non
         set_rng_state(ck.rng)
         start = ck.step
     else:
+        if cfg.get("init_encoder"):
+            load_encoder_from(a, cfg["init_encoder"], labels)
         torch.manual_seed(tc.seed)
     total = tc.pretrain_steps + tc.qa_steps
     log = MetricsLog(out / METRICS_FILE, METRIC_FIELDS, start)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -293,6 +294,50 @@ def _expected(qtype: str, fields: dict[str, str], sources: Sequence[Source]) -> 
     return format_distance(pair_distance(sources[ia], sources[ib]))
 
 
+@dataclass(frozen=True)
+class RelationReading:
+    """One reading of a relational question: it compares ``a`` with ``b`` (labels as the
+    question spells them) on axis ``rtype`` (D front/back, E left/right, F above/below, G
+    distance to the listener) and asks for the ``larger`` value (further front, left, higher,
+    farther) or the smaller; ``form`` "yes_no" ("Is a <rel> b?") or "which" ("Which sound is
+    <side>, a or b?")."""
+
+    a: str
+    b: str
+    rtype: str
+    larger: bool
+    form: str
+
+    def answer(self, a_larger: bool) -> str:
+        """The answer if ``a``'s value on the axis is the larger one: "Yes"/"No" or a label."""
+        if self.form == "yes_no":
+            return "Yes" if a_larger == self.larger else "No"
+        return self.a if a_larger == self.larger else self.b
+
+
+def relation_readings(question_type: str, question: str) -> list[RelationReading]:
+    """Every reading of a relational question (a label such as "sound of dog" can make a
+    phrasing match twice: "the sound of dog" or "the dog"); empty for a question without a
+    relation word (DOA, distances, "how far apart") or one no phrasing matches."""
+    text = " ".join(question.split())
+    out = []
+    for rx in _Q_REGEXES.get(question_type, []):
+        m = rx.fullmatch(text)
+        if m is None:
+            continue
+        f = m.groupdict()
+        if f.get("rel"):
+            reading = _asked_relation(question_type, f["rel"].lower())
+            if reading is not None:
+                rtype, asked = reading
+                larger = asked == ("farther" if rtype == "G" else RELATION_WORDS[rtype][0])
+                out.append(RelationReading(f["a"], f["b"], rtype, larger, "yes_no"))
+        elif f.get("side"):
+            rtype, larger = SIDE_PHRASES[f["side"].lower()]
+            out.append(RelationReading(f["a"], f["b"], rtype, larger, "which"))
+    return out
+
+
 def asks_larger(question_type: str, question: str) -> bool | None:
     """Whether a relational question asks for the larger value on its axis (further front,
     left, higher, farther from the listener: "Is the dog to the left of the bell?", "Which
@@ -303,19 +348,8 @@ def asks_larger(question_type: str, question: str) -> bool | None:
     language model trained from scratch learns the comparison on the True items alone far
     sooner than on all of them (the flip makes every single cue uninformative), which is what
     the assessor's QA curriculum (``qa_curriculum``) uses."""
-    text = " ".join(question.split())
-    for rx in _Q_REGEXES.get(question_type, []):
-        m = rx.fullmatch(text)
-        if m is None:
-            continue
-        fields = m.groupdict()
-        reading = _asked_relation(question_type, fields["rel"].lower()) if fields.get("rel") else None
-        if reading is not None:
-            rtype, asked = reading
-            return asked == ("farther" if rtype == "G" else RELATION_WORDS[rtype][0])
-        if fields.get("side"):
-            return SIDE_PHRASES[fields["side"].lower()][1]
-    return None
+    readings = relation_readings(question_type, question)
+    return readings[0].larger if readings else None
 
 
 def check_qa(item: QAItem, sources: Sequence[Source]) -> list[str]:
