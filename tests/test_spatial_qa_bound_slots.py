@@ -139,3 +139,42 @@ def test_init_encoder_refusals(data: Path, tmp_path: Path) -> None:
     with pytest.raises(TasBenchError, match="class labels"):
         train_tiny(other, tmp_path / "c", pretrain_steps=0, bound_weight=1.0,
                    init_encoder=str(tmp_path / "pre"))
+
+
+def test_pair_relation_examples_add_what_the_category_lacks() -> None:
+    """A double_doa_de clip gets Direction and Distance items, a relative_direction clip the
+    Distance ones, a relative_distance clip the Direction ones; a one-source clip none, a pair
+    too close on every axis only "how far apart"; every answer is what the geometry gives;
+    seeded."""
+    from types import SimpleNamespace
+
+    from datagen import src
+
+    from evaluators.spatial_qa.data import pair_relation_examples
+    from tas_bench.data.manifest import QAItem
+    from tas_bench.data.qa import check_qa
+
+    dog, bell = src("dog", 60.0, 30.0, 2.0), src("bell", 300.0, -30.0, 6.0)  # left/right, 4 m apart
+    near = src("bell", 61.0, 30.0, 2.05)
+    clips = [SimpleNamespace(category="double_doa_de", sources=[dog, bell]),
+             SimpleNamespace(category="relative_direction", sources=[dog, bell]),
+             SimpleNamespace(category="relative_distance", sources=[dog, bell]),
+             SimpleNamespace(category="single_doa_de", sources=[dog]),
+             SimpleNamespace(category="double_doa_de", sources=[dog, near])]
+    ex = pair_relation_examples(clips, seed=0)
+    by_clip: dict[int, set[str]] = {}
+    for e in ex:
+        by_clip.setdefault(e.clip, set()).add(e.category)
+        assert check_qa(QAItem(e.question, e.answer, e.category, e.question_type),
+                        clips[e.clip].sources) == []
+    assert by_clip == {0: {"Direction", "Distance"}, 1: {"Distance"}, 2: {"Direction"},
+                       4: {"Distance"}}
+    assert {e.question_type for e in ex if e.clip == 4} == {"MIXUP_NONBINARY_DISTANCE"}
+    assert ex == pair_relation_examples(clips, seed=0)
+    assert resolve_assessor_config({"qa_every_pair": True})["qa_every_pair"] is True
+
+
+def resolve_assessor_config(over: dict[str, Any]) -> dict[str, Any]:
+    from evaluators.spatial_qa.train import resolve_assessor_config as resolve
+
+    return resolve(over)

@@ -75,6 +75,36 @@ def qa_examples(clips: list[Clip]) -> list[QAExample]:
             for i, c in enumerate(clips) for q in c.qa]
 
 
+#: The relational clip categories whose QA items :func:`pair_relation_examples` adds.
+RELATIONAL_CATEGORIES = ("relative_direction", "relative_distance")
+
+
+def pair_relation_examples(clips: list[Clip], seed: int) -> list[QAExample]:
+    """More relational training items from the geometry the manifest already holds: for every
+    two-source clip, the items (:func:`tas_bench.data.qa.make_qa`) of each relational category
+    it was not simulated for -- the Direction items of a ``double_doa_de`` or
+    ``relative_distance`` clip, the Distance items of a ``relative_direction`` one -- where the
+    pair allows them (an axis counts only with the sources at least ``MIN_RELATION_GAP``
+    apart on it). Phrasings and subject order drawn from a generator seeded by (seed, clip
+    index), so the same clips and seed give the same items."""
+    from tas_bench.data.qa import make_qa
+
+    out = []
+    for i, c in enumerate(clips):
+        if len(c.sources) != 2:
+            continue
+        rng = np.random.default_rng([seed, 5, i])
+        for category in RELATIONAL_CATEGORIES:
+            if category == c.category:
+                continue
+            try:
+                items = make_qa(category, c.sources, rng)
+            except ValueError:  # same labels, or no axis with a large enough gap
+                continue
+            out += [QAExample(i, q.question, q.answer, q.category, q.question_type) for q in items]
+    return out
+
+
 def label_vocabulary(clips: list[Clip]) -> list[str]:
     """Sorted source labels of ``clips`` (the class head's classes)."""
     return sorted({s.label for c in clips for s in c.sources})

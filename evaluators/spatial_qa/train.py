@@ -86,10 +86,14 @@ class AssessorTrainConfig:
     #: slots: only a stage on the Direction types alone (MIXUP_DIRECTION,
     #: MIXUP_NONBINARY_DIRECTION) lifted Direction in the full mix
     qa_curriculum_types: list[str] = field(default_factory=list)
+    #: QA stage: add the relational items every two-source training clip's geometry allows
+    #: beyond those of its own category (:func:`~evaluators.spatial_qa.data.
+    #: pair_relation_examples`): more clips behind the Direction and Distance items
+    qa_every_pair: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("bound_weight", "qa_curriculum", "qa_curriculum_types"):
+        for k in ("bound_weight", "qa_curriculum", "qa_curriculum_types", "qa_every_pair"):
             if not d[k]:  # runs made before the field existed keep their config
                 del d[k]
         return d
@@ -380,7 +384,7 @@ _FIELDS = {"preset", "pretrain_steps", "qa_steps", "batch_size", "lr", "qa_lr", 
            "seed", "llm_path", "llm", "projector", "encoder_overrides", "max_new_tokens",
            "mirror_augment", "qa_train_encoder", "cls_weight", "bound_weight", "qa_curriculum",
            "qa_curriculum_types", "checkpoint_every", "val_every", "val_items", "torch_threads",
-           "init_encoder"}
+           "init_encoder", "qa_every_pair"}
 
 
 def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any = None
@@ -482,7 +486,8 @@ def _config_object(cfg: dict[str, Any]) -> AssessorTrainConfig:
         cls_weight=None if cfg.get("cls_weight") is None else float(cfg["cls_weight"]),
         bound_weight=float(cfg.get("bound_weight") or 0.0),
         qa_curriculum=int(cfg.get("qa_curriculum") or 0),
-        qa_curriculum_types=list(cfg.get("qa_curriculum_types") or []))
+        qa_curriculum_types=list(cfg.get("qa_curriculum_types") or []),
+        qa_every_pair=bool(cfg.get("qa_every_pair") or False))
 
 
 def evaluate_qa(a: SpatialQAAssessor, feats: torch.Tensor, examples: list[qa_data.QAExample],
@@ -545,10 +550,16 @@ def train_assessor_run(kind: str, data: Any, out: Any, *, config_file: Any = Non
     examples = qa_data.qa_examples(train_clips)
     if not train_clips or not examples:
         raise TasBenchError("the dataset has no train clips with QA items", path=data)
+    extra = (qa_data.pair_relation_examples(train_clips, int(cfg["seed"]))
+             if cfg.get("qa_every_pair") else [])
     fp = dataset_fingerprint(data)
-    prepare_run(out, config=cfg, data={"path": str(Path(data).resolve()), "fingerprint": fp,
-                                       "clips": {"train": len(train_clips), "val": len(val_clips)},
-                                       "qa_items": len(examples)},
+    record = {"path": str(Path(data).resolve()), "fingerprint": fp,
+              "clips": {"train": len(train_clips), "val": len(val_clips)},
+              "qa_items": len(examples)}
+    if cfg.get("qa_every_pair"):
+        record["pair_relation_items"] = len(extra)
+    examples = examples + extra
+    prepare_run(out, config=cfg, data=record,
                 what=WHAT, resumable=RESUMABLE)
     if cfg["torch_threads"]:
         torch.set_num_threads(int(cfg["torch_threads"]))
