@@ -172,6 +172,8 @@ def test_pair_relation_examples_add_what_the_category_lacks() -> None:
     assert {e.question_type for e in ex if e.clip == 4} == {"MIXUP_NONBINARY_DISTANCE"}
     assert ex == pair_relation_examples(clips, seed=0)
     assert resolve_assessor_config({"qa_every_pair": True})["qa_every_pair"] is True
+    with pytest.raises(TasBenchError, match="qa_every_pair"):
+        resolve_assessor_config({"qa_every_pair": "yes"})
 
 
 def resolve_assessor_config(over: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,10 @@ difference to the other slot's. A relational question ("Is the dog to the left o
 bell?") then needs the language model to find the slot named in the question and read the
 sign of one difference, instead of comparing two positions it must first locate in the
 Q-Former's slots (measured with oracle slots: a from-scratch LM stays near the Direction
-prior on absolute positions alone; benchmarks/qa_oracle_slots.py).
+prior on absolute positions alone; benchmarks/qa_oracle_slots.py). Measured with the shipped
+encoder: the cpu preset's 2-layer scratch LM does not learn to read them either (Direction
+45.5-49.8 %, evaluators/checkpoints/spatial-qa-demo/README.md, "Relations"); an option for
+experiments, e.g. with a pretrained LLM, not used by the shipped assessor.
 """
 
 from __future__ import annotations

@@ -424,6 +424,9 @@ def resolve_assessor_config(overrides: dict[str, Any] | None, config_file: Any =
     if not isinstance(types, list) or any(t not in QUESTION_TYPES for t in types):
         raise TasBenchError(f"expected a list of question types out of {sorted(QUESTION_TYPES)}, "
                             f"got {types!r}", field="qa_curriculum_types")
+    if not isinstance(cfg.get("qa_every_pair", False), bool):
+        raise TasBenchError(f"expected true or false, got {cfg['qa_every_pair']!r}",
+                            field="qa_every_pair")
     if cfg["llm_path"] is not None:
         cfg["llm_path"] = str(Path(cfg["llm_path"]).resolve())
     if cfg.get("init_encoder") is not None:
@@ -468,9 +471,10 @@ def load_encoder_from(a: SpatialQAAssessor, source: dict[str, str], labels: list
         raise TasBenchError("init_encoder was trained on other class labels than this dataset's",
                             field="init_encoder")
     if loaded.structure["encoder"] != a.encoder.config.to_dict():
-        raise TasBenchError(f"init_encoder's encoder config {json.dumps(loaded.structure['encoder'], sort_keys=True)} "
-                            f"differs from this run's "
-                            f"{json.dumps(a.encoder.config.to_dict(), sort_keys=True)}", field="init_encoder")
+        theirs = json.dumps(loaded.structure["encoder"], sort_keys=True)
+        ours = json.dumps(a.encoder.config.to_dict(), sort_keys=True)
+        raise TasBenchError(f"init_encoder's encoder config {theirs} differs from this run's {ours}",
+                            field="init_encoder")
     a.encoder.load_state_dict(loaded.model.encoder.state_dict())
 
 
