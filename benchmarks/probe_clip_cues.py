@@ -48,8 +48,8 @@ def clip_cue_table(root: Path, split: str) -> tuple[Any, list[dict[str, Any]]]:
             continue
         a = read_audio(ds.audio_path(c), channels=2, dtype="float64")
         w = torch.from_numpy(np.ascontiguousarray(prepare_audio(a.samples, a.sample_rate)))
-        with torch.no_grad():  # the clip-level maps are constant over the frames: take frame 0
-            rows.append(front.raw(w[None].float())[0, 4:6, 0].flatten().numpy())
+        with torch.no_grad():
+            rows.append(front.clip_cues(front.raw(w[None].float()))[0].numpy())
         s = c.sources[0]
         d = set(s.direction)
         labels.append({"words": ", ".join(s.direction), "distance": float(s.distance),

@@ -201,6 +201,12 @@ class SpatialFrontEnd(nn.Module):
             feats = torch.cat([feats, lt[:, :, None, :].expand(-1, -1, self.frames, -1)], dim=1)
         return feats
 
+    @staticmethod
+    def clip_cues(feats: torch.Tensor) -> torch.Tensor:
+        """(B, 2 * 128): the clip-level ILD (nats) and coherence maps of ``long_term`` features
+        (B, 6, frames, 128), one row each (they are constant over the frames)."""
+        return feats[:, 4:6, 0].flatten(1)
+
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         """Apply the published ``BatchNorm2d(2, affine=False)`` to the two log-mel maps."""
         return torch.cat([self.norm(feats[:, :2]), feats[:, 2:]], dim=1)
@@ -286,7 +292,7 @@ class SpatialAudioEncoder(nn.Module):
         x = self.patch(x).flatten(2).transpose(1, 2)  # (B, n_patches, d)
         cls = self.cls.expand(x.shape[0], -1, -1)
         if self.config.cue_cls:
-            cls = cls + self.cue(raw[:, 4:6, 0].flatten(1)).view(-1, 3, self.config.dim)
+            cls = cls + self.cue(self.front.clip_cues(raw)).view(-1, 3, self.config.dim)
         x = torch.cat([cls, x], dim=1) + self.pos
         for blk in self.blocks:
             x = blk(x)
